@@ -1,0 +1,29 @@
+"""licodec: learned image compression with WACNN, STF and TCM.
+
+Attributes are resolved lazily so that ``import licodec`` does no work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create_model": "licodec.zoo.registry",
+    "list_models": "licodec.zoo.registry",
+    "register_model": "licodec.zoo.registry",
+    "compress": "licodec.codec.api",
+    "decompress": "licodec.codec.api",
+    "Codec": "licodec.codec.api",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'licodec' has no attribute {name!r}")

@@ -1,0 +1,12 @@
+"""Entropy models: the channel-wise autoregressive latent codec and hyperprior transforms."""
+
+from licodec.entropy.channel_ar import ChannelARModel, get_scale_table, slice_transform
+from licodec.entropy.hyper import hyper_analysis, hyper_synthesis
+
+__all__ = [
+    "ChannelARModel",
+    "get_scale_table",
+    "slice_transform",
+    "hyper_analysis",
+    "hyper_synthesis",
+]

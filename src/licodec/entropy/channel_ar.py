@@ -1,0 +1,311 @@
+"""The channel-wise autoregressive latent codec shared by WACNN, STF and TCM.
+
+A hyperprior (factorized prior on ``z``) predicts per-element means and
+scales of ``y``; ``y`` is cut into slices along channels, and each slice's
+Gaussian parameters are also conditioned on the already decoded slices
+(at most ``max_support`` of them: always the *first* ones, as in the authors'
+code). Latent residual prediction adds ``0.5 * tanh(lrp(...))`` to every
+decoded slice. TCM additionally runs an attention module (SWAtten) over the
+mean and scale supports.
+
+The slice loop is written once (:meth:`ChannelARModel._slice_loop`); training,
+``compress`` and ``decompress`` differ only in how one slice is quantized, so
+the encoder and the decoder cannot drift apart.
+
+Reference:
+    D. Minnen and S. Singh, "Channel-wise autoregressive entropy models for
+    learned image compression", ICIP 2020.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models import CompressionModel
+from compressai.models.utils import conv
+from compressai.ops import quantize_ste as ste_round
+from torch import Tensor
+
+__all__ = ["ChannelARModel", "slice_transform", "get_scale_table"]
+
+
+def get_scale_table(lo: float = 0.11, hi: float = 256.0, levels: int = 64) -> Tensor:
+    """Log-spaced Gaussian scales for the coder's CDF tables (CompressAI's default)."""
+    return torch.exp(torch.linspace(torch.log(torch.tensor(lo)), torch.log(torch.tensor(hi)), levels))
+
+
+def slice_transform(in_ch: int, hidden: Sequence[int], out_ch: int) -> nn.Sequential:
+    """3x3 stride-1 convs ``in -> hidden... -> out`` with GELU in between.
+
+    The mean, scale and LRP transforms of all three models have this form;
+    only the widths differ.
+    """
+    widths = [in_ch, *hidden, out_ch]
+    layers: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        if i:
+            layers.append(nn.GELU())
+        layers.append(conv(widths[i], widths[i + 1], kernel_size=3, stride=1))
+    return nn.Sequential(*layers)
+
+
+SliceStep = Callable[[int, Tensor, Tensor], Tensor]
+
+
+class ChannelARModel(CompressionModel):
+    """Base class: a model = analysis/synthesis transforms + this latent codec.
+
+    Subclasses build ``h_a``, ``h_mean_s``, ``h_scale_s`` and their analysis
+    and synthesis transforms, then call :meth:`init_entropy_model`. Module
+    names follow the authors' checkpoints (``cc_mean_transforms``,
+    ``lrp_transforms``, ``atten_mean``, ``entropy_bottleneck`` ...).
+
+    Inputs of any size are padded (zeros, centred, as the authors' evaluation
+    does) to a multiple of :attr:`pad_multiple` and cropped back.
+    """
+
+    #: Input sides are padded to a multiple of this.
+    pad_multiple: int = 64
+    #: Ratio of input size to ``y`` size.
+    y_stride: int = 16
+    h_a: nn.Module
+    h_mean_s: nn.Module
+    h_scale_s: nn.Module
+
+    def init_entropy_model(
+        self,
+        M: int,
+        num_slices: int,
+        max_support: int,
+        hidden: Sequence[int],
+        z_channels: int = 192,
+        support_attention: Callable[[int], nn.Module] | None = None,
+    ) -> None:
+        """Create the slice transforms, the entropy bottleneck and the Gaussian conditional.
+
+        Args:
+            M: channels of ``y``.
+            num_slices: number of equal channel slices.
+            max_support: how many decoded slices condition the next ones.
+            hidden: hidden widths of the mean/scale/LRP transforms.
+            z_channels: channels of ``z``.
+            support_attention: builds a module applied to each slice's
+                support (TCM's SWAtten), given its channel count.
+        """
+        if M % num_slices:
+            raise ValueError(f"M={M} is not divisible by num_slices={num_slices}")
+        self.M = M
+        self.num_slices = num_slices
+        self.max_support = max_support
+        width = M // num_slices
+        self.slice_width = width
+
+        def cc_in(i: int) -> int:
+            return M + width * min(i, max_support)
+
+        self.cc_mean_transforms = nn.ModuleList(
+            slice_transform(cc_in(i), hidden, width) for i in range(num_slices)
+        )
+        self.cc_scale_transforms = nn.ModuleList(
+            slice_transform(cc_in(i), hidden, width) for i in range(num_slices)
+        )
+        self.lrp_transforms = nn.ModuleList(
+            slice_transform(M + width * min(i + 1, max_support + 1), hidden, width)
+            for i in range(num_slices)
+        )
+        self.atten_mean: nn.ModuleList | None = None
+        self.atten_scale: nn.ModuleList | None = None
+        if support_attention is not None:
+            self.atten_mean = nn.ModuleList(
+                nn.Sequential(support_attention(cc_in(i))) for i in range(num_slices)
+            )
+            self.atten_scale = nn.ModuleList(
+                nn.Sequential(support_attention(cc_in(i))) for i in range(num_slices)
+            )
+        self.entropy_bottleneck = EntropyBottleneck(z_channels)
+        self.gaussian_conditional = GaussianConditional(None)
+
+    # -- transforms supplied by the model -----------------------------------
+
+    def analysis(self, x: Tensor) -> Tensor:
+        """Image (padded) -> y."""
+        return self.g_a(x)
+
+    def synthesis(self, y_hat: Tensor) -> Tensor:
+        """y_hat -> image (padded, unclamped)."""
+        return self.g_s(y_hat)
+
+    # -- padding ------------------------------------------------------------
+
+    def _pad(self, x: Tensor) -> tuple[Tensor, tuple[int, int, int, int]]:
+        h, w = x.shape[-2:]
+        if h < 1 or w < 1:
+            raise ValueError(f"input must be at least 1x1, got {h}x{w}")
+        p = self.pad_multiple
+        dh, dw = (-h) % p, (-w) % p
+        pads = (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)  # left, right, top, bottom
+        return (F.pad(x, pads) if dh or dw else x), pads
+
+    @staticmethod
+    def _crop(x: Tensor, size: tuple[int, int], pads: tuple[int, int, int, int]) -> Tensor:
+        left, _, top, _ = pads
+        return x[..., top : top + size[0], left : left + size[1]]
+
+    def _pads_for(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        p = self.pad_multiple
+        dh, dw = (-size[0]) % p, (-size[1]) % p
+        return (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
+
+    # -- the slice loop -------------------------------------------------------
+
+    def _hyper_synthesis(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+        return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
+
+    def _slice_loop(
+        self, latent_means: Tensor, latent_scales: Tensor, y_size: Sequence[int], step: SliceStep
+    ) -> Tensor:
+        """Run every slice: predict (mu, sigma), quantize via ``step``, add LRP.
+
+        ``step(k, mu, sigma)`` returns the quantized slice ``round(y_k - mu) + mu``
+        (training: straight-through; compress: symbols recorded; decompress:
+        symbols decoded).
+        """
+        h, w = int(y_size[0]), int(y_size[1])
+        y_hat_slices: list[Tensor] = []
+        for k in range(self.num_slices):
+            support = y_hat_slices[: self.max_support]
+            mean_in = torch.cat([latent_means, *support], dim=1)
+            scale_in = torch.cat([latent_scales, *support], dim=1)
+            if self.atten_mean is not None and self.atten_scale is not None:
+                mean_in = self.atten_mean[k](mean_in)
+                scale_in = self.atten_scale[k](scale_in)
+            mu = self.cc_mean_transforms[k](mean_in)[:, :, :h, :w]
+            sigma = self.cc_scale_transforms[k](scale_in)[:, :, :h, :w]
+            y_tilde = step(k, mu, sigma)
+            lrp = self.lrp_transforms[k](torch.cat([mean_in, y_tilde], dim=1))
+            y_hat_slices.append(y_tilde + 0.5 * torch.tanh(lrp))
+        return torch.cat(y_hat_slices, dim=1)
+
+    def _z_medians(self) -> Tensor:
+        return self.entropy_bottleneck._get_medians()
+
+    # -- CompressAI model contract --------------------------------------------
+
+    def forward(self, x: Tensor) -> dict[str, Any]:
+        """Reconstruction (unclamped) and likelihoods of ``y`` and ``z``."""
+        size = (x.shape[-2], x.shape[-1])
+        xp, pads = self._pad(x)
+        y = self.analysis(xp)
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        medians = self._z_medians()
+        z_hat = ste_round(z - medians) + medians
+        latent_means, latent_scales = self._hyper_synthesis(z_hat)
+
+        y_slices = y.chunk(self.num_slices, dim=1)
+        y_likelihoods: list[Tensor] = []
+
+        def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
+            _, lik = self.gaussian_conditional(y_slices[k], sigma, mu)
+            y_likelihoods.append(lik)
+            return ste_round(y_slices[k] - mu) + mu
+
+        y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step)
+        x_hat = self._crop(self.synthesis(y_hat), size, pads)
+        return {
+            "x_hat": x_hat,
+            "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods},
+        }
+
+    def _coder_tables(self) -> tuple[list[list[int]], list[int], list[int]]:
+        gc = self.gaussian_conditional
+        if gc._quantized_cdf.numel() == 0:
+            raise RuntimeError("entropy coder tables are empty: call model.update(force=True) first")
+        return (
+            gc.quantized_cdf.tolist(),
+            gc.cdf_length.reshape(-1).int().tolist(),
+            gc.offset.reshape(-1).int().tolist(),
+        )
+
+    @torch.no_grad()
+    def compress(self, x: Tensor) -> dict[str, Any]:
+        """Entropy-code ``x``: one y stream for the batch, one z stream per image."""
+        size = (x.shape[-2], x.shape[-1])
+        xp, _ = self._pad(x)
+        y = self.analysis(xp)
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        latent_means, latent_scales = self._hyper_synthesis(z_hat)
+
+        cdf, cdf_lengths, offsets = self._coder_tables()
+        gc = self.gaussian_conditional
+        y_slices = y.chunk(self.num_slices, dim=1)
+        symbols: list[int] = []
+        indexes: list[int] = []
+
+        def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
+            q = gc.quantize(y_slices[k], "symbols", mu)
+            symbols.extend(q.reshape(-1).tolist())
+            indexes.extend(gc.build_indexes(sigma).reshape(-1).tolist())
+            return gc.dequantize(q, mu)
+
+        self._slice_loop(latent_means, latent_scales, y.shape[-2:], step)
+        encoder = BufferedRansEncoder()
+        encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
+        return {
+            "strings": [[encoder.flush()], z_strings],
+            "shape": tuple(z.shape[-2:]),
+            "size": size,
+        }
+
+    @torch.no_grad()
+    def decompress(
+        self,
+        strings: Sequence[Sequence[bytes]],
+        shape: Sequence[int],
+        size: Sequence[int] | None = None,
+    ) -> dict[str, Tensor]:
+        """Decode what :meth:`compress` produced; ``size`` crops to the original image."""
+        if len(strings) != 2 or len(strings[0]) != 1:
+            raise ValueError("expected strings = [[y_stream], [z_stream per image]]")
+        z_hat = self.entropy_bottleneck.decompress(list(strings[1]), tuple(shape))
+        latent_means, latent_scales = self._hyper_synthesis(z_hat)
+        y_size = (z_hat.shape[-2] * 4, z_hat.shape[-1] * 4)
+
+        cdf, cdf_lengths, offsets = self._coder_tables()
+        gc = self.gaussian_conditional
+        decoder = RansDecoder()
+        decoder.set_stream(strings[0][0])
+
+        def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
+            idx = gc.build_indexes(sigma).reshape(-1).tolist()
+            rv = decoder.decode_stream(idx, cdf, cdf_lengths, offsets)
+            q = torch.tensor(rv, dtype=torch.int32, device=mu.device).reshape(mu.shape)
+            return gc.dequantize(q, mu)
+
+        y_hat = self._slice_loop(latent_means, latent_scales, y_size, step)
+        x_hat = self.synthesis(y_hat).clamp_(0, 1)
+        if size is not None:
+            x_hat = self._crop(x_hat, (int(size[0]), int(size[1])), self._pads_for(tuple(size)))
+        return {"x_hat": x_hat}
+
+    def update(
+        self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False
+    ) -> bool:
+        """Build the coder's CDF tables (needed once after training or loading)."""
+        return super().update(
+            scale_table if scale_table is not None else get_scale_table(),
+            force=force,
+            update_quantiles=update_quantiles,
+        )
+
+    def latent_size(self, size: Sequence[int]) -> tuple[int, int]:
+        """``y``'s spatial size for an input of ``size`` (after padding)."""
+        p, s = self.pad_multiple, self.y_stride
+        return (-(-int(size[0]) // p) * p // s, -(-int(size[1]) // p) * p // s)

@@ -1,0 +1,48 @@
+"""Error types that the CLI turns into one-line messages and exit codes."""
+
+from __future__ import annotations
+
+__all__ = [
+    "LicodecError",
+    "InputError",
+    "FormatError",
+    "ModelError",
+    "OutputError",
+    "EXIT_OK",
+    "EXIT_ERROR",
+    "EXIT_USAGE",
+    "EXIT_INPUT",
+    "EXIT_FORMAT",
+    "EXIT_MODEL",
+    "EXIT_OUTPUT",
+]
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # unexpected failure
+EXIT_USAGE = 2  # bad command line (argparse's own code)
+EXIT_INPUT = 3  # input missing, unreadable, not an image
+EXIT_FORMAT = 4  # a .lic file is corrupt, truncated, foreign or from a future version
+EXIT_MODEL = 5  # unknown model, missing or mismatching weights
+EXIT_OUTPUT = 6  # output exists (without -f) or cannot be written
+
+
+class LicodecError(Exception):
+    """Base class: an error a user can act on; ``exit_code`` is what the CLI returns."""
+
+    exit_code = EXIT_ERROR
+
+
+class InputError(LicodecError):
+    exit_code = EXIT_INPUT
+
+
+class FormatError(LicodecError):
+    exit_code = EXIT_FORMAT
+
+
+class ModelError(LicodecError):
+    exit_code = EXIT_MODEL
+
+
+class OutputError(LicodecError):
+    exit_code = EXIT_OUTPUT

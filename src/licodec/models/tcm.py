@@ -1,0 +1,157 @@
+"""TCM: the mixed Transformer-CNN codec (Liu et al., CVPR 2023).
+
+Residual down/up-sampling blocks alternate with pairs of parallel
+Transformer-CNN mixture blocks; the channel-wise entropy model runs SWAtten
+over the mean and scale supports.
+
+Reference:
+    J. Liu, H. Sun, J. Katto, "Learned Image Compression with Mixed
+    Transformer-CNN Architectures", CVPR 2023. Module names follow the
+    authors' ``models/tcm.py`` (jmliu206/LIC_TCM) for strict loading.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Sequence
+
+import torch.nn as nn
+from compressai.layers import (
+    ResidualBlockUpsample,
+    ResidualBlockWithStride,
+    conv3x3,
+    subpel_conv3x3,
+)
+
+from licodec.entropy.channel_ar import ChannelARModel
+from licodec.layers.gated import SWAtten
+from licodec.layers.tcm import ConvTransBlock
+from licodec.zoo.registry import register_model
+
+__all__ = ["TCM"]
+
+
+def _ctb_pair(dim: int, head_dim: int, window: int, rates: Sequence[float]) -> list[nn.Module]:
+    """A W then an SW mixture block (``depth`` must be even in TCM's config)."""
+    return [
+        ConvTransBlock(dim, head_dim, window, "W" if i % 2 == 0 else "SW", rates[i])
+        for i in range(len(rates))
+    ]
+
+
+class TCM(ChannelARModel):
+    """Mixed Transformer-CNN model.
+
+    Args:
+        N: half-width of the mixture blocks (64 / 96 / 128 for S / M / L).
+        M: channels of ``y`` (320).
+        config: mixture blocks per stage (g_a x3, g_s x3): (2,)*6.
+        head_dim: head width per stage (8, 16, 32, 32, 16, 8).
+        window: window of the main transforms (8); the hyper transforms use
+            ``window // 2``.
+        num_slices / max_support: entropy model slices (5) and context (5).
+        drop_path_rate: stochastic depth over the main blocks (0).
+        atten_dim / atten_head_dim: SWAtten width (128) and head width (16).
+        slice_hidden: hidden widths of the slice transforms (224, 128).
+        z_channels: channels of ``z`` (192).
+    """
+
+    pad_multiple = 128
+
+    def __init__(
+        self,
+        N: int = 128,
+        M: int = 320,
+        config: Sequence[int] = (2, 2, 2, 2, 2, 2),
+        head_dim: Sequence[int] = (8, 16, 32, 32, 16, 8),
+        window: int = 8,
+        num_slices: int = 5,
+        max_support: int = 5,
+        drop_path_rate: float = 0.0,
+        atten_dim: int = 128,
+        atten_head_dim: int = 16,
+        slice_hidden: tuple[int, ...] = (224, 128),
+        z_channels: int = 192,
+    ) -> None:
+        super().__init__()
+        self.N = N
+        rates = [r / max(sum(config) - 1, 1) * drop_path_rate for r in range(sum(config))]
+        # The authors' code restarts the drop-path index at 0 for every stage.
+        r = [rates[: config[i]] for i in range(6)]
+        hd = head_dim
+        C = 2 * N
+        self.g_a = nn.Sequential(
+            ResidualBlockWithStride(3, C, 2), *_ctb_pair(N, hd[0], window, r[0]),
+            ResidualBlockWithStride(C, C, 2), *_ctb_pair(N, hd[1], window, r[1]),
+            ResidualBlockWithStride(C, C, 2), *_ctb_pair(N, hd[2], window, r[2]),
+            conv3x3(C, M, stride=2),
+        )  # fmt: skip
+        self.g_s = nn.Sequential(
+            ResidualBlockUpsample(M, C, 2), *_ctb_pair(N, hd[3], window, r[3]),
+            ResidualBlockUpsample(C, C, 2), *_ctb_pair(N, hd[4], window, r[4]),
+            ResidualBlockUpsample(C, C, 2), *_ctb_pair(N, hd[5], window, r[5]),
+            subpel_conv3x3(C, 3, 2),
+        )  # fmt: skip
+        hyper_rates = [0.0] * config[0]
+        hw = window // 2
+        self.h_a = nn.Sequential(
+            ResidualBlockWithStride(M, C, 2),
+            *_ctb_pair(N, 32 if N >= 32 else N, hw, hyper_rates),
+            conv3x3(C, z_channels, stride=2),
+        )
+
+        def hyper_s() -> nn.Sequential:
+            return nn.Sequential(
+                ResidualBlockUpsample(z_channels, C, 2),
+                *_ctb_pair(N, 32 if N >= 32 else N, hw, hyper_rates),
+                subpel_conv3x3(C, M, 2),
+            )
+
+        self.h_mean_s = hyper_s()
+        self.h_scale_s = hyper_s()
+        self.init_entropy_model(
+            M,
+            num_slices,
+            max_support,
+            slice_hidden,
+            z_channels,
+            support_attention=partial(
+                SWAtten, inner=atten_dim, head_dim=atten_head_dim, window=window
+            ),
+        )
+
+
+for _name, _n in (("tcm-s", 64), ("tcm-m", 96), ("tcm-l", 128)):
+    register_model(
+        _name,
+        TCM,
+        description=f"TCM-{_name[-1].upper()} (N={_n}, M=320, 5 slices)",
+        paper="Liu et al., CVPR 2023",
+        N=_n,
+    )
+register_model(
+    "tcm-lite",
+    TCM,
+    description="TCM reduced for CPU training (N=32, M=160, 5 slices)",
+    paper="Liu et al., CVPR 2023",
+    N=32,
+    M=160,
+    atten_dim=64,
+    slice_hidden=(96, 64),
+    z_channels=96,
+)
+register_model(
+    "tcm-tiny",
+    TCM,
+    description="TCM test config",
+    N=8,
+    M=20,
+    config=(2,) * 6,
+    head_dim=(4, 4, 8, 8, 4, 4),
+    num_slices=2,
+    max_support=2,
+    atten_dim=16,
+    atten_head_dim=8,
+    slice_hidden=(16,),
+    z_channels=16,
+)

@@ -1,0 +1,113 @@
+"""WACNN: the CNN codec with window attention modules (Zou et al., CVPR 2022).
+
+Reference:
+    R. Zou, C. Song, Z. Zhang, "The Devil Is in the Details: Window-based
+    Attention for Image Compression", CVPR 2022. Module names and sizes follow
+    the authors' ``compressai/models/cnn.py`` (Googolxx/STF) so that their
+    checkpoints load strictly.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+from compressai.layers import GDN
+from compressai.models.utils import conv, deconv
+
+from licodec.entropy.channel_ar import ChannelARModel
+from licodec.entropy.hyper import hyper_analysis, hyper_synthesis
+from licodec.layers.gated import WAM
+from licodec.zoo.registry import register_model
+
+__all__ = ["WACNN"]
+
+
+class WACNN(ChannelARModel):
+    """CNN analysis/synthesis with WAM blocks at 1/4 and 1/16 resolution.
+
+    Args:
+        N: channels of the inner transforms (192 in the paper).
+        M: channels of ``y`` (320).
+        num_slices: channel slices of the entropy model (10).
+        max_support: decoded slices used as context (5).
+        heads: attention heads of every WAM (8).
+        windows: window sizes at 1/4 and 1/16 resolution (8, 4).
+        hyper_a: hidden widths of ``h_a`` (320, 288, 256, 224).
+        hyper_s: hidden widths of ``h_mean_s``/``h_scale_s`` (192, 224, 256, 288).
+        slice_hidden: hidden widths of the slice transforms (224, 176, 128, 64).
+        z_channels: channels of ``z`` (192).
+    """
+
+    pad_multiple = 64
+
+    def __init__(
+        self,
+        N: int = 192,
+        M: int = 320,
+        num_slices: int = 10,
+        max_support: int = 5,
+        heads: int = 8,
+        windows: tuple[int, int] = (8, 4),
+        hyper_a: tuple[int, int, int, int] = (320, 288, 256, 224),
+        hyper_s: tuple[int, int, int, int] = (192, 224, 256, 288),
+        slice_hidden: tuple[int, ...] = (224, 176, 128, 64),
+        z_channels: int = 192,
+    ) -> None:
+        super().__init__()
+        w4, w16 = windows
+        self.g_a = nn.Sequential(
+            conv(3, N, kernel_size=5, stride=2), GDN(N),
+            conv(N, N, kernel_size=5, stride=2), GDN(N),
+            WAM(N, heads, w4),
+            conv(N, N, kernel_size=5, stride=2), GDN(N),
+            conv(N, M, kernel_size=5, stride=2),
+            WAM(M, heads, w16),
+        )  # fmt: skip
+        self.g_s = nn.Sequential(
+            WAM(M, heads, w16),
+            deconv(M, N, kernel_size=5, stride=2), GDN(N, inverse=True),
+            deconv(N, N, kernel_size=5, stride=2), GDN(N, inverse=True),
+            WAM(N, heads, w4),
+            deconv(N, N, kernel_size=5, stride=2), GDN(N, inverse=True),
+            deconv(N, 3, kernel_size=5, stride=2),
+        )  # fmt: skip
+        self.h_a = hyper_analysis(M, hyper_a, z_channels)
+        self.h_mean_s = hyper_synthesis(z_channels, hyper_s, M)
+        self.h_scale_s = hyper_synthesis(z_channels, hyper_s, M)
+        self.init_entropy_model(M, num_slices, max_support, slice_hidden, z_channels)
+
+
+register_model(
+    "wacnn",
+    WACNN,
+    description="WACNN (N=192, M=320, 10 slices), 75.24 M parameters",
+    paper="Zou et al., CVPR 2022",
+)
+register_model(
+    "wacnn-lite",
+    WACNN,
+    description="WACNN reduced for CPU training (N=64, M=160, 5 slices)",
+    paper="Zou et al., CVPR 2022",
+    N=64,
+    M=160,
+    num_slices=5,
+    max_support=3,
+    heads=4,
+    hyper_a=(160, 144, 128, 112),
+    hyper_s=(96, 112, 128, 144),
+    slice_hidden=(96, 64),
+    z_channels=96,
+)
+register_model(
+    "wacnn-tiny",
+    WACNN,
+    description="WACNN test config",
+    N=16,
+    M=24,
+    num_slices=3,
+    max_support=2,
+    heads=2,
+    hyper_a=(24, 24, 16, 16),
+    hyper_s=(16, 16, 24, 24),
+    slice_hidden=(16,),
+    z_channels=16,
+)
