@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    # CompressAI 1.2.8 calls torch.jit.script at import; users need not see that.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -224,7 +224,7 @@ class ChannelARModel(CompressionModel):
 
     def _coder_tables(self) -> tuple[list[list[int]], list[int], list[int]]:
         gc = self.gaussian_conditional
-        if gc._quantized_cdf.numel() == 0:
+        if gc._quantized_cdf.numel() == 0 or self.entropy_bottleneck._quantized_cdf.numel() == 0:
             raise RuntimeError("entropy coder tables are empty: call model.update(force=True) first")
         return (
             gc.quantized_cdf.tolist(),
@@ -236,6 +236,7 @@ class ChannelARModel(CompressionModel):
     def compress(self, x: Tensor) -> dict[str, Any]:
         """Entropy-code ``x``: one y stream for the batch, one z stream per image."""
         size = (x.shape[-2], x.shape[-1])
+        cdf, cdf_lengths, offsets = self._coder_tables()
         xp, _ = self._pad(x)
         y = self.analysis(xp)
         z = self.h_a(y)
@@ -243,7 +244,6 @@ class ChannelARModel(CompressionModel):
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         latent_means, latent_scales = self._hyper_synthesis(z_hat)
 
-        cdf, cdf_lengths, offsets = self._coder_tables()
         gc = self.gaussian_conditional
         y_slices = y.chunk(self.num_slices, dim=1)
         symbols: list[int] = []
@@ -274,11 +274,11 @@ class ChannelARModel(CompressionModel):
         """Decode what :meth:`compress` produced; ``size`` crops to the original image."""
         if len(strings) != 2 or len(strings[0]) != 1:
             raise ValueError("expected strings = [[y_stream], [z_stream per image]]")
+        cdf, cdf_lengths, offsets = self._coder_tables()
         z_hat = self.entropy_bottleneck.decompress(list(strings[1]), tuple(shape))
         latent_means, latent_scales = self._hyper_synthesis(z_hat)
         y_size = (z_hat.shape[-2] * 4, z_hat.shape[-1] * 4)
 
-        cdf, cdf_lengths, offsets = self._coder_tables()
         gc = self.gaussian_conditional
         decoder = RansDecoder()
         decoder.set_stream(strings[0][0])

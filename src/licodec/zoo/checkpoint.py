@@ -1,0 +1,116 @@
+"""Import the authors' published checkpoints (``.pth.tar``) into our format.
+
+The STF/WACNN and TCM training scripts save ``{"epoch", "state_dict",
+"loss", "optimizer", "aux_optimizer", "lr_scheduler"}``; our modules carry
+the authors' names and shapes, so after a few renames their ``state_dict``
+loads with ``strict=True``. Files are read with ``torch.load(weights_only=True)``:
+no arbitrary code is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+
+from licodec.errors import InputError, ModelError
+
+__all__ = ["normalize_state_dict", "load_authors_state_dict", "load_authors_checkpoint"]
+
+# Old EntropyBottleneck parameter names -> CompressAI >= 1.2.6 names.
+_EB_OLD = re.compile(r"^(?P<pre>.*entropy_bottleneck)\._(?P<kind>matrix|bias|factor|matrices|biases|factors)\.?(?P<i>\d+)$")
+_EB_NEW = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
+
+
+def normalize_state_dict(
+    state_dict: Mapping[str, torch.Tensor], model: nn.Module | None = None
+) -> dict[str, torch.Tensor]:
+    """Rename what differs between the authors' files and our modules.
+
+    * strips a leading ``module.`` (DataParallel wrappers),
+    * renames old EntropyBottleneck keys (``_matrix0``, ``_biases.0`` ...),
+    * drops stray ``h_s.*`` keys that some STF checkpoints carry and that
+      the authors' own loader discards (only if ``model`` has no ``h_s``).
+    """
+    keep_h_s = model is not None and hasattr(model, "h_s")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if key.startswith("module."):
+            key = key[len("module.") :]
+        m = _EB_OLD.match(key)
+        if m:
+            kind = _EB_NEW.get(m["kind"], m["kind"])
+            key = f"{m['pre']}.{kind}.{m['i']}"
+        if key.startswith("h_s.") and not keep_h_s:
+            continue
+        out[key] = value
+    return out
+
+
+def load_authors_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Strictly load an authors'-layout ``state_dict`` into ``model`` and rebuild its coder tables.
+
+    Shape and key mismatches raise :class:`ModelError` naming the key.
+    """
+    sd = normalize_state_dict(state_dict, model)
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(sd))
+    unexpected = sorted(set(sd) - set(ours))
+    arch = getattr(model, "arch", type(model).__name__)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (first: {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]})")
+        raise ModelError(f"checkpoint does not fit {arch}: " + "; ".join(parts))
+    for key, value in sd.items():
+        mine = ours[key]
+        # CDF tables change size with the learned quantiles; they are resized on load.
+        if mine.numel() == 0 or key.rsplit(".", 1)[-1] in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table"):
+            continue
+        if value.shape != mine.shape:
+            raise ModelError(
+                f"checkpoint key {key!r} has shape {list(value.shape)}, "
+                f"{arch} expects {list(mine.shape)}"
+            )
+    for name, module in model.named_modules():
+        for bname in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table"):
+            key = f"{name}.{bname}" if name else bname
+            buf = getattr(module, bname, None)
+            if key in sd and isinstance(buf, torch.Tensor) and buf.shape != sd[key].shape:
+                buf.resize_(sd[key].shape)
+    nn.Module.load_state_dict(model, sd, strict=True)
+    model.eval()
+    model.update(force=True)
+    model._licodec_digest = None  # type: ignore[assignment]
+    return model
+
+
+def _read(path: str | os.PathLike[str]) -> Mapping[str, torch.Tensor]:
+    if not os.path.isfile(path):
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read {path} as a PyTorch checkpoint (weights only): {first}") from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(f"{path} holds no state_dict of tensors")
+    return obj
+
+
+def load_authors_checkpoint(path: str | os.PathLike[str], arch: str, **overrides: Any) -> nn.Module:
+    """Build ``arch`` and load the authors' checkpoint file into it."""
+    from licodec.zoo.registry import create_model
+
+    try:
+        model = create_model(arch, **overrides)
+    except KeyError as exc:
+        raise ModelError(str(exc.args[0])) from None
+    return load_authors_state_dict(model, _read(path))

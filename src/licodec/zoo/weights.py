@@ -1,0 +1,177 @@
+"""Our weight format: one ``.safetensors`` file whose metadata holds the JSON config.
+
+The config names the registered architecture and its exact kwargs, so a
+file always rebuilds the model it was saved from; nothing is guessed from
+tensor shapes. The coder's CDF tables are not stored: they are a
+deterministic function of the parameters and are rebuilt by ``update()``
+on load (which keeps the files smaller by about 1 MB each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+
+from licodec.errors import ModelError, OutputError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "save_weights",
+    "load_weights",
+    "read_config",
+    "weights_digest",
+    "model_from_config",
+]
+
+FORMAT_VERSION = 1
+_META_KEY = "licodec"
+# Rebuilt by update(); never stored.
+_DERIVED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+def _is_derived(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in _DERIVED_BUFFERS
+
+
+def _stored_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        k: v.detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+        if not _is_derived(k)
+    }
+
+
+def weights_digest(model: nn.Module) -> bytes:
+    """8 bytes identifying the weights (SHA-256 over sorted names, dtypes, shapes, values).
+
+    Containers store it so that a file is never decoded with other weights.
+    """
+    cached = getattr(model, "_licodec_digest", None)
+    if isinstance(cached, bytes):
+        return cached
+    h = hashlib.sha256()
+    for key, t in sorted(_stored_tensors(model).items()):
+        h.update(key.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    digest = h.digest()[:8]
+    model._licodec_digest = digest  # type: ignore[assignment]
+    return digest
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` (built by ``create_model``) and ``meta`` atomically to ``path``.
+
+    ``meta`` carries what a user needs to know about the weights: lambda,
+    metric, quality, training steps and data, measured results.
+    """
+    from safetensors.torch import save_file
+
+    arch = getattr(model, "arch", None)
+    kwargs = getattr(model, "config", None)
+    if arch is None or kwargs is None:
+        raise ValueError("model has no registry id: build it with licodec.create_model")
+    model._licodec_digest = None  # type: ignore[assignment]
+    config = {
+        "format": FORMAT_VERSION,
+        "arch": arch,
+        "kwargs": _jsonable(dict(kwargs)),
+        "digest": weights_digest(model).hex(),
+        **_jsonable(dict(meta or {})),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(_stored_tensors(model), tmp, metadata={_META_KEY: json.dumps(config)})
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON config stored in a weights file, without loading the tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(_META_KEY)
+    except FileNotFoundError:
+        raise ModelError(f"weights file not found: {path}") from None
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelError(f"{path} is not a licodec weights file ({exc})") from None
+    if raw is None:
+        raise ModelError(f"{path} has no licodec config; convert it with `licodec import-checkpoint`")
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ModelError(f"{path}: its config is not valid JSON") from None
+    if not isinstance(config, dict) or "arch" not in config or "kwargs" not in config:
+        raise ModelError(f"{path}: its config lacks 'arch' or 'kwargs'")
+    if int(config.get("format", 0)) > FORMAT_VERSION:
+        raise ModelError(f"{path} uses weights format {config['format']}; upgrade licodec")
+    return config
+
+
+def model_from_config(config: Mapping[str, Any]) -> nn.Module:
+    """Build the (untrained) model a config describes."""
+    from licodec.zoo.registry import create_model
+
+    try:
+        return create_model(str(config["arch"]), **dict(config["kwargs"]))
+    except KeyError as exc:
+        raise ModelError(str(exc.args[0]) if exc.args else str(exc)) from None
+
+
+def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model from our weights file: eval mode, coder tables ready."""
+    from safetensors.torch import load_file
+
+    config = read_config(path)
+    model = model_from_config(config)
+    tensors = load_file(str(path), device="cpu")
+    expected = _stored_tensors(model)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ModelError(
+            f"{path} does not match {config['arch']}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    for key, t in tensors.items():
+        if t.shape != expected[key].shape:
+            raise ModelError(
+                f"{path}: {key} has shape {list(t.shape)}, {config['arch']} expects "
+                f"{list(expected[key].shape)}"
+            )
+    # Derived CDF buffers are absent on purpose; update() rebuilds them.
+    nn.Module.load_state_dict(model, tensors, strict=False)
+    model.to(device).eval()
+    model.update(force=True)
+    digest = weights_digest(model).hex()
+    if config.get("digest") and config["digest"] != digest:
+        raise ModelError(f"{path} is corrupt: weights digest {digest} != recorded {config['digest']}")
+    return model, config

@@ -1,0 +1,126 @@
+"""Model contract for every registered architecture (tiny configs), sizes and layout facts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from licodec.zoo.registry import create_model, get_spec, list_models
+
+from conftest import smooth_image
+
+TINY = [n for n in list_models() if n.endswith("-tiny")]
+FAMILIES = {n.split("-")[0] for n in list_models()}
+
+# Parameter counts of the authors' code (ARCHITECTURE.md section 8).
+PUBLISHED_PARAMS = {
+    "wacnn": 75_235_779,
+    "stf": 99_855_639,
+    "tcm-s": 45_180_752,
+    "tcm-m": 59_133_650,
+    "tcm-l": 76_568_148,
+}
+
+
+def test_every_family_has_a_tiny_config() -> None:
+    assert {n.split("-")[0] for n in TINY} == FAMILIES == {"wacnn", "stf", "tcm"}
+
+
+@pytest.fixture(scope="module", params=TINY)
+def tiny(request: pytest.FixtureRequest) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = create_model(request.param).eval()
+    model.update(force=True)
+    return model
+
+
+@pytest.mark.parametrize("size", [(1, 1), (37, 53), (130, 257), (70, 300)])
+def test_forward_shapes_and_exact_round_trip(tiny: torch.nn.Module, size: tuple[int, int]) -> None:
+    x = smooth_image(*size, seed=size[0])
+    with torch.no_grad():
+        out = tiny(x)
+    assert out["x_hat"].shape == x.shape
+    yh, yw = tiny.latent_size(size)
+    assert out["likelihoods"]["y"].shape == (1, tiny.M, yh, yw)
+    assert out["likelihoods"]["z"].shape[-2:] == (yh // 4, yw // 4)
+    for lik in out["likelihoods"].values():
+        assert lik.min() > 0 and lik.max() <= 1
+    enc = tiny.compress(x)
+    assert enc["size"] == size
+    dec = tiny.decompress(enc["strings"], enc["shape"], enc["size"])
+    assert dec["x_hat"].shape == x.shape
+    # The decoder reproduces the encoder's reconstruction bit for bit.
+    assert torch.equal(dec["x_hat"], out["x_hat"].clamp(0, 1))
+
+
+def test_batch_of_two_round_trip() -> None:
+    model = create_model("tcm-tiny").eval()
+    model.update(force=True)
+    x = torch.cat([smooth_image(40, 60, 1), smooth_image(40, 60, 2)])
+    with torch.no_grad():
+        ref = model(x)["x_hat"].clamp(0, 1)
+    enc = model.compress(x)
+    assert len(enc["strings"][0]) == 1 and len(enc["strings"][1]) == 2
+    dec = model.decompress(enc["strings"], enc["shape"], enc["size"])
+    assert torch.allclose(dec["x_hat"], ref, atol=1e-5)
+
+
+def test_compress_without_update_is_a_clear_error() -> None:
+    model = create_model("tcm-tiny").eval()
+    with pytest.raises(RuntimeError, match="update"):
+        model.compress(smooth_image(16, 16))
+
+
+def test_training_mode_backpropagates_to_every_parameter() -> None:
+    model = create_model("wacnn-tiny").train()
+    out = model(smooth_image(64, 64))
+    bits = sum(-torch.log2(v).sum() for v in out["likelihoods"].values())
+    loss = bits + 1000 * torch.mean((out["x_hat"] - 0.5) ** 2)
+    loss.backward()
+    no_grad = [
+        n for n, p in model.named_parameters() if p.grad is None and not n.endswith("quantiles")
+    ]
+    assert no_grad == []
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
+def test_full_size_parameter_counts_match_the_authors(name: str) -> None:
+    model = create_model(name)
+    n = sum(p.numel() for p in model.parameters())
+    assert abs(n - PUBLISHED_PARAMS[name]) / PUBLISHED_PARAMS[name] < 1e-3
+    assert model.pad_multiple == (128 if name.startswith("tcm") else 64)
+
+
+@pytest.mark.parametrize(
+    "name,keys",
+    [
+        ("wacnn", "keys_WACNN.txt"),
+        ("stf", "keys_STF.txt"),
+        ("tcm-s", "keys_TCM_N64.txt"),
+        ("tcm-m", "keys_TCM_N96.txt"),
+        ("tcm-l", "keys_TCM_N128.txt"),
+    ],
+)
+def test_state_dict_layout_matches_the_authors(shared, name: str, keys: str) -> None:  # type: ignore[no-untyped-def]
+    ref = {}
+    for line in (shared / "reference" / keys).read_text().splitlines():
+        key, shape = line.split(" ")
+        ref[key] = [int(v) for v in shape.strip("[]").split(",") if v]
+    ours = {k: list(v.shape) for k, v in create_model(name).state_dict().items()}
+    assert sorted(set(ref) - set(ours)) == []
+    assert sorted(set(ours) - set(ref)) == []
+    assert {k: v for k, v in ours.items() if ref[k] != v} == {}
+
+
+def test_lite_models_are_registered_and_documented() -> None:
+    for name in ("wacnn-lite", "stf-lite", "tcm-lite"):
+        spec = get_spec(name)
+        assert spec.description
+        model = create_model(name)
+        n = sum(p.numel() for p in model.parameters())
+        assert 1e6 < n < 20e6
+
+
+def test_unknown_model_lists_known_ones() -> None:
+    with pytest.raises(KeyError, match="known models: .*stf"):
+        create_model("nope")
