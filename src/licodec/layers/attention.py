@@ -120,13 +120,17 @@ class _WindowAttentionBase(nn.Module):
         b, nw, n, c = windows.shape
         heads = self.num_heads
         # Feature f of the 3C projection is s*C + h*d + j (s in q, k, v).
-        qkv = self._in_proj()(windows).view(b, nw, n, 3, heads, c // heads)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # each (B, nW, heads, N, d)
-        bias = self.position_bias().to(q.dtype)  # (heads, N, N)
+        qkv = self._in_proj()(windows).view(b * nw, n, 3, heads, c // heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B*nW, heads, N, d)
+        bias = self.position_bias().to(q.dtype)[None]  # (1, heads, N, N)
         if mask is not None:
             bias = bias.masked_fill(mask[:, None], self.mask_value)  # (nW, heads, N, N)
+            if b > 1:
+                bias = bias.repeat(b, 1, 1, 1)
+        # 4-D inputs and a 4-D mask keep PyTorch on its fused CPU kernel
+        # (about 3x faster than the 5-D / 3-D mask fallback).
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
-        out = out.permute(0, 1, 3, 2, 4).reshape(b, nw, n, c)  # heads concatenated head-major
+        out = out.transpose(1, 2).reshape(b, nw, n, c)  # heads concatenated head-major
         return self._out_proj()(out)
 
 

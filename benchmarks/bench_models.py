@@ -1,0 +1,175 @@
+"""Speed, FLOPs and memory of the full-size models on one Kodak-sized image (CPU).
+
+For each model: parameters, GFLOP of forward / compress / decompress (counted
+with ``torch.utils.flop_counter``), median seconds over ``--repeat`` runs, peak
+RSS growth, and the ratio of measured encode + decode time to the FLOP-bound
+limit (GFLOP / the machine's measured fp32 matmul GFLOP/s).
+
+    python benchmarks/bench_models.py [--models wacnn stf tcm-s tcm-l] [--size 512 768]
+
+Prints a table and writes benchmarks/results/models.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import resource
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from licodec.zoo.registry import create_model  # noqa: E402
+
+
+def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """Sustained fp32 GEMM throughput of this machine (best of ``repeat``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def count_gflop(fn: Callable[[], Any]) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+class PeakRSS:
+    """Peak resident memory during a block, sampled (ru_maxrss never decreases)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.005)
+
+    def __enter__(self) -> "PeakRSS":
+        self.base = self._rss()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._rss())
+
+
+def median_time(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench(name: str, size: tuple[int, int], repeat: int, gflops: float) -> dict[str, Any]:
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    model.update(force=True)
+    x = torch.rand(1, 3, *size)
+    params = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        model(x)  # warm-up
+    enc = model.compress(x)
+    g_fwd = count_gflop(lambda: model(x))
+    g_enc = count_gflop(lambda: model.compress(x))
+    g_dec = count_gflop(lambda: model.decompress(enc["strings"], enc["shape"], enc["size"]))
+    with torch.no_grad():
+        t_fwd = median_time(lambda: model(x), repeat)
+    t_enc = median_time(lambda: model.compress(x), repeat)
+    t_dec = median_time(lambda: model.decompress(enc["strings"], enc["shape"], enc["size"]), repeat)
+    gc.collect()
+    with PeakRSS() as mem_enc:
+        model.compress(x)
+    with PeakRSS() as mem_dec:
+        model.decompress(enc["strings"], enc["shape"], enc["size"])
+    bound = (g_enc + g_dec) / gflops
+    return {
+        "model": name,
+        "params_M": params / 1e6,
+        "gflop_forward": g_fwd,
+        "gflop_compress": g_enc,
+        "gflop_decompress": g_dec,
+        "forward_s": t_fwd,
+        "compress_s": t_enc,
+        "decompress_s": t_dec,
+        "flop_bound_s": bound,
+        "ratio_to_bound": (t_enc + t_dec) / bound,
+        "peak_mem_compress_MiB": (mem_enc.peak - mem_enc.base) / 2**20,
+        "peak_mem_decompress_MiB": (mem_dec.peak - mem_dec.base) / 2**20,
+        "process_peak_MiB": mem_dec.peak / 2**20,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["wacnn", "stf", "tcm-s", "tcm-l"])
+    ap.add_argument("--size", nargs=2, type=int, default=(512, 768), metavar=("H", "W"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "models.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    gflops = matmul_gflops()
+    print(f"fp32 matmul: {gflops:.0f} GFLOP/s, {args.threads} threads, input {args.size[0]}x{args.size[1]}")
+    rows = []
+    header = (
+        f"{'model':8} {'params':>8} {'GFLOP':>7} {'fwd s':>7} {'enc s':>7} {'dec s':>7} "
+        f"{'bound s':>8} {'ratio':>6} {'enc MiB':>8} {'dec MiB':>8}"
+    )
+    print(header)
+    for name in args.models:
+        r = bench(name, tuple(args.size), args.repeat, gflops)
+        rows.append(r)
+        print(
+            f"{name:8} {r['params_M']:7.2f}M {r['gflop_forward']:7.0f} {r['forward_s']:7.2f} "
+            f"{r['compress_s']:7.2f} {r['decompress_s']:7.2f} {r['flop_bound_s']:8.2f} "
+            f"{r['ratio_to_bound']:6.2f} {r['peak_mem_compress_MiB']:8.0f} {r['peak_mem_decompress_MiB']:8.0f}",
+            flush=True,
+        )
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads},
+                "matmul_gflops": gflops,
+                "size": list(args.size),
+                "torch": torch.__version__,
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
