@@ -118,7 +118,7 @@ def test_lite_models_are_registered_and_documented() -> None:
         assert spec.description
         model = create_model(name)
         n = sum(p.numel() for p in model.parameters())
-        assert 1e6 < n < 20e6
+        assert 1e6 < n < 10e6
 
 
 def test_unknown_model_lists_known_ones() -> None:

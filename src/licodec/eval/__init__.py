@@ -6,6 +6,9 @@
 * :mod:`licodec.eval.baselines` - JPEG, WebP, JPEG 2000, AVIF, JPEG XL and HEVC sweeps.
 * :mod:`licodec.eval.reference` - published Kodak curves bundled with the package.
 * :mod:`licodec.eval.plot` - RD curves with matplotlib.
+* :mod:`licodec.eval.evaluate` - RD numbers of a learned model on real ``.lic`` files (or estimated).
+* :mod:`licodec.eval.compare` - equal-file-size crops of a learned model and classical codecs.
+* :mod:`licodec.eval.bitmap` - per-pixel map of the bits a learned model spends.
 
 Nothing is imported here, so ``import licodec.eval`` stays cheap.
 """

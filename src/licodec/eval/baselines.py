@@ -61,6 +61,8 @@ class BaselineCodec:
 
     ``sweep`` is the default list of knob values in the codec's own unit, and
     ``higher_is_better`` says which way quality goes (False for QP).
+    ``knob_range`` is the interval a search for a target file size may use and
+    ``integer_knob`` whether the knob takes whole numbers only.
     """
 
     name: str
@@ -72,6 +74,8 @@ class BaselineCodec:
     decode: Callable[[bytes], np.ndarray]
     settings: dict[str, Any] = field(default_factory=dict)
     check: Callable[[], str | None] = field(default=lambda: None)
+    knob_range: tuple[float, float] = (0.0, 100.0)
+    integer_knob: bool = True
 
     def available(self) -> str | None:
         """None when usable here, else why not (a missing library or feature)."""
@@ -253,6 +257,7 @@ def _build_codecs() -> dict[str, BaselineCodec]:
             decode=_pil_decode,
             settings={"subsampling": "4:4:4", "optimize": True},
             check=_check_pil("jpg"),
+            knob_range=(1, 100),
         ),
         BaselineCodec(
             name="webp",
@@ -264,6 +269,7 @@ def _build_codecs() -> dict[str, BaselineCodec]:
             decode=_pil_decode,
             settings={"method": 6, "lossless": False, "subsampling": "4:2:0"},
             check=_check_pil("webp"),
+            knob_range=(0, 100),
         ),
         BaselineCodec(
             name="jpeg2000",
@@ -282,6 +288,8 @@ def _build_codecs() -> dict[str, BaselineCodec]:
                 "container": "J2K codestream",
             },
             check=_check_pil("jpg_2000"),
+            knob_range=(0.005, 16.0),
+            integer_knob=False,
         ),
         BaselineCodec(
             name="avif",
@@ -302,6 +310,7 @@ def _build_codecs() -> dict[str, BaselineCodec]:
             decode=_pil_decode,
             settings={"subsampling": "4:4:4", "range": "full", "speed": 6, "tune": "psnr"},
             check=_check_avif,
+            knob_range=(0, 100),
         ),
         BaselineCodec(
             name="jxl",
@@ -313,6 +322,7 @@ def _build_codecs() -> dict[str, BaselineCodec]:
             decode=_jxl_decode,
             settings={"effort": 7},
             check=_check_jxl,
+            knob_range=(0, 99),  # 100 switches libjxl to lossless
         ),
         BaselineCodec(
             name="hevc",
@@ -331,6 +341,7 @@ def _build_codecs() -> dict[str, BaselineCodec]:
                 "container": "raw HEVC Annex-B stream",
             },
             check=_check_hevc,
+            knob_range=(0, 51),
         ),
     ]
     return {c.name: c for c in codecs}

@@ -10,7 +10,7 @@ from typing import Any
 
 from licodec.errors import InputError, OutputError
 
-__all__ = ["plot_rd"]
+__all__ = ["check_figure_path", "plot_rd", "save_figure"]
 
 _YLABEL = {
     "psnr": "PSNR-RGB [dB]",
@@ -39,10 +39,7 @@ def plot_rd(
 
     if metric not in _YLABEL:
         raise InputError(f"unknown metric {metric!r} (choose from {', '.join(_YLABEL)})")
-    out = Path(output)
-    suffix = out.suffix.lower().lstrip(".")
-    if suffix not in ("png", "pdf", "svg"):
-        raise InputError(f"{out}: output must end in .png, .pdf or .svg")
+    out = check_figure_path(output)
 
     skipped: list[str] = []
     fig = Figure(figsize=(8, 6), layout="constrained")
@@ -90,6 +87,24 @@ def plot_rd(
     ax.tick_params(labelsize=10)
     ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
 
+    save_figure(fig, out, dpi)
+    return skipped
+
+
+def check_figure_path(output: str | Path) -> Path:
+    """``output`` as a Path, checked early: its suffix must name a format we write."""
+    out = Path(output)
+    if out.suffix.lower().lstrip(".") not in ("png", "pdf", "svg"):
+        raise InputError(f"{out}: output must end in .png, .pdf or .svg")
+    if out.is_dir():
+        raise OutputError(f"{out}: is a directory")
+    return out
+
+
+def save_figure(fig: Any, output: str | Path, dpi: int = 150) -> None:
+    """Save a matplotlib Figure via a temporary file and os.replace (no half-written images)."""
+    out = check_figure_path(output)
+    suffix = out.suffix.lower().lstrip(".")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{out.suffix}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -100,4 +115,3 @@ def plot_rd(
     finally:
         if tmp.exists():
             tmp.unlink()
-    return skipped

@@ -132,13 +132,16 @@ for _name, _n in (("tcm-s", 64), ("tcm-m", 96), ("tcm-l", 128)):
 register_model(
     "tcm-lite",
     TCM,
-    description="TCM reduced for CPU training (N=32, M=160, 5 slices)",
+    description="TCM reduced for CPU training (N=16, M=128, 4 slices), 5.3 GFLOP per 256x256",
     paper="Liu et al., CVPR 2023",
-    N=32,
-    M=160,
-    atten_dim=64,
-    slice_hidden=(96, 64),
-    z_channels=96,
+    N=16,
+    M=128,
+    head_dim=(8, 16, 16, 16, 16, 8),
+    num_slices=4,
+    max_support=4,
+    atten_dim=32,
+    slice_hidden=(64, 48),
+    z_channels=64,
 )
 register_model(
     "tcm-tiny",

@@ -1,0 +1,117 @@
+"""``licodec bitmap IMAGE --model NAME -o map.png``: where a learned model spends its bits."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    from licodec.codec.cli_support import add_threads_option, positive_int
+
+    parser = subparsers.add_parser(
+        "bitmap",
+        help="heat map of the bits a learned model spends per image region",
+        description=(
+            "Run the model forward on IMAGE and draw -log2 of the likelihoods of its latent y, "
+            "summed over channels and spread over the pixels each latent covers, as bits per "
+            "pixel beside (or over) the image. The hyperprior z's bits are spread evenly "
+            "(default) or left out of the map and reported separately. The map sums to the "
+            "model's estimated rate; the real file adds the container and coder overhead."
+        ),
+    )
+    parser.add_argument("image", metavar="IMAGE", help="image file")
+    parser.add_argument("-o", "--output", required=True, help="figure to write (.png, .pdf, .svg)")
+    parser.add_argument("--model", metavar="NAME", help="model id, e.g. tcm-s")
+    parser.add_argument("--quality", type=int, metavar="Q", help="zoo quality of --model")
+    parser.add_argument("--weights", metavar="FILE", help="weights file in licodec's format")
+    parser.add_argument(
+        "--layout",
+        choices=("beside", "overlay"),
+        default="beside",
+        help="map beside the image, or over a grey copy of it (default: beside)",
+    )
+    parser.add_argument(
+        "--z",
+        choices=("spread", "separate"),
+        default="spread",
+        help="z's bits spread evenly into the map, or only reported (default: spread)",
+    )
+    parser.add_argument(
+        "--vmax", type=float, metavar="BPP", help="top of the colour scale (default: 99.5th pct)"
+    )
+    parser.add_argument(
+        "--save-map", metavar="FILE.npy", help="also save the map (H x W bits per pixel) as .npy"
+    )
+    parser.add_argument(
+        "--tile-size", type=positive_int, metavar="N", help="tile side, as for compress"
+    )
+    parser.add_argument("--title", help="figure title (default: image and model)")
+    add_threads_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from licodec.codec.cli_support import apply_threads
+    from licodec.errors import InputError
+    from licodec.eval.bitmap import likelihood_map, render_bitmap
+    from licodec.eval.evaluate import resolve_points
+    from licodec.eval.metrics import load_rgb
+    from licodec.eval.plot import check_figure_path
+
+    check_figure_path(args.output)
+    if args.save_map and not args.save_map.endswith(".npy"):
+        raise InputError(f"--save-map {args.save_map}: must end in .npy")
+    if args.vmax is not None and not args.vmax > 0:
+        raise InputError("--vmax must be positive")
+    if args.weights is None and args.model is None:
+        raise InputError("give --model NAME (with --quality) or --weights FILE")
+    rgb = load_rgb(args.image)
+    points = resolve_points(
+        args.model,
+        [args.quality] if args.quality is not None and not args.weights else None,
+        [args.weights] if args.weights else None,
+    )
+    point = points[0]
+    if args.weights and args.quality is not None and point.quality not in (None, args.quality):
+        raise InputError(
+            f"--quality {args.quality} does not match {args.weights} (q{point.quality})"
+        )
+    apply_threads(args.threads)
+
+    from licodec.zoo.weights import load_weights
+
+    model, _ = load_weights(point.weights)
+    bm = likelihood_map(model, rgb, args.tile_size)
+    include_z = args.z == "spread"
+    title = args.title or f"{Path(args.image).name}: {point.label}"
+    render_bitmap(
+        rgb, bm, args.output, layout=args.layout, include_z=include_z, title=title, vmax=args.vmax
+    )
+    if args.save_map:
+        import os
+        import uuid
+
+        import numpy as np
+
+        from licodec.errors import OutputError
+
+        out = Path(args.save_map)
+        tmp = out.with_name(f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.npy")
+        try:
+            np.save(tmp, bm.map(include_z))
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    print(
+        f"{Path(args.image).name}: estimated {bm.bpp:.4f} bpp "
+        f"(y {bm.y_bpp:.4f}, z {bm.z_bpp:.4f}; {bm.total_bits:.0f} bits), "
+        f"map max {bm.map(include_z).max():.3f} bpp"
+    )
+    print(f"wrote {args.output}")
+    return 0

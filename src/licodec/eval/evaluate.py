@@ -1,0 +1,480 @@
+"""Rate-distortion evaluation of a learned model on real files.
+
+Every image is compressed with :class:`licodec.codec.api.Codec` to the bytes
+of a ``.lic`` file (container included), those bytes are decoded again, and
+the decoded pixels are scored with :mod:`licodec.eval.metrics` exactly like
+the classical baselines: bpp from the file length, PSNR on 8-bit RGB,
+MS-SSIM via pytorch-msssim. ``estimate=True`` instead takes the rate from the
+model's likelihoods (one forward pass per tile, no bitstream, no container)
+and the distortion from the forward pass's reconstruction, which is how many
+papers report numbers; the output says which was done.
+
+One operating point is one weights file (a quality of the zoo resolves to
+one). :func:`run_eval` writes a CompressAI-format JSON after every finished
+image, so an interrupted run resumes where it stopped, and can spread the
+images over worker processes that each load every model once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from licodec.errors import InputError, ModelError, OutputError
+
+__all__ = [
+    "OperatingPoint",
+    "evaluate_image",
+    "resolve_points",
+    "run_eval",
+]
+
+#: Per-image keys that are not averaged into ``results``.
+_NOT_AVERAGED = ("size", "bytes")
+
+_REAL_NOTE = (
+    "bpp from the real .lic file length (container included) over the pixel count; PSNR and "
+    "MS-SSIM of the decoded file on 8-bit RGB; encoding_time includes the encoder's check "
+    "decode (the format stores a checksum of the reconstruction)"
+)
+_ESTIMATE_NOTE = (
+    "ESTIMATED: bpp = sum of -log2 likelihoods of y and z from the model's forward pass "
+    "(no bitstream, no container) over the pixel count; PSNR and MS-SSIM of the forward "
+    "pass's reconstruction rounded to 8-bit RGB"
+)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One weights file of the curve and what its config says about it."""
+
+    weights: str
+    arch: str
+    digest: str
+    quality: int | None = None
+    lmbda: float | None = None
+    metric: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.quality is not None:
+            return f"{self.arch} q{self.quality}"
+        return f"{self.arch} {Path(self.weights).stem}"
+
+    def to_meta(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lambda"] = d.pop("lmbda")
+        return d
+
+
+def _point_from_file(path: str | os.PathLike[str], model: str | None) -> OperatingPoint:
+    from licodec.zoo.weights import read_config
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"weights file not found: {p}")
+    config = read_config(p)
+    arch = str(config["arch"])
+    if model is not None and arch != model:
+        raise ModelError(f"--model {model} does not match {p}, which holds {arch}")
+    digest = config.get("digest")
+    if not isinstance(digest, str):  # older files: compute it from the tensors
+        from licodec.zoo.weights import load_weights, weights_digest
+
+        digest = weights_digest(load_weights(p)[0]).hex()
+    quality = config.get("quality")
+    lmbda = config.get("lambda")
+    metric = config.get("metric")
+    return OperatingPoint(
+        weights=str(p.resolve()),
+        arch=arch,
+        digest=digest,
+        quality=int(quality)
+        if isinstance(quality, int) and not isinstance(quality, bool)
+        else None,
+        lmbda=float(lmbda)
+        if isinstance(lmbda, (int, float)) and not isinstance(lmbda, bool)
+        else None,
+        metric=str(metric) if metric else None,
+    )
+
+
+def resolve_points(
+    model: str | None,
+    qualities: Sequence[int] | None = None,
+    weights: Sequence[str | os.PathLike[str]] | None = None,
+) -> list[OperatingPoint]:
+    """The operating points to evaluate, in the order given.
+
+    ``weights`` files win; otherwise each of ``qualities`` (or, with neither,
+    the zoo's default) is looked up in the zoo for ``model``. A model name
+    must be known; a weights file must hold that model.
+    """
+    from licodec.codec.api import find_pretrained
+    from licodec.zoo.registry import list_models
+
+    if model is not None:
+        known = list_models()
+        if model not in known:
+            raise ModelError(f"unknown model {model!r}; known models: {', '.join(known)}")
+    if weights:
+        if qualities:
+            raise InputError("give --weights or --qualities, not both")
+        points = [_point_from_file(w, model) for w in weights]
+    else:
+        if model is None:
+            raise InputError("give --model NAME (with --qualities) or --weights FILE")
+        for q in qualities or ():
+            if not 0 <= int(q) <= 63:
+                raise InputError(f"quality must be in 0..63, got {q}")
+        paths = (
+            [find_pretrained(model, int(q)) for q in qualities]
+            if qualities
+            else [find_pretrained(model, None)]
+        )
+        points = [_point_from_file(p, model) for p in paths]
+    arches = {p.arch for p in points}
+    if len(arches) > 1:
+        raise ModelError(f"weights files hold different models ({', '.join(sorted(arches))})")
+    seen: dict[str, str] = {}
+    for p in points:
+        if p.digest in seen:
+            raise InputError(f"{p.weights} holds the same weights as {seen[p.digest]}")
+        seen[p.digest] = p.weights
+    return points
+
+
+# --------------------------------------------------------------------------- one image
+
+
+class _Evaluator:
+    """Scores images at every operating point; loads each model once (per process)."""
+
+    def __init__(self, points: Sequence[OperatingPoint], estimate: bool, tile_size: int) -> None:
+        self.points = list(points)
+        self.estimate = estimate
+        self.tile_size = tile_size
+        self._codecs: dict[str, Any] = {}
+
+    def codec(self, point: OperatingPoint) -> Any:
+        from licodec.codec.api import Codec
+
+        codec = self._codecs.get(point.digest)
+        if codec is None:
+            codec = Codec(weights=point.weights, tile_size=self.tile_size)
+            lm = codec.load()
+            if lm.digest.hex() != point.digest:
+                raise ModelError(f"{point.weights} changed while evaluating (digest differs)")
+            self._codecs[point.digest] = codec
+        return codec
+
+    def image(self, path: str | Path) -> dict[str, Any]:
+        from licodec.eval.metrics import load_rgb
+
+        rgb = load_rgb(path)
+        record: dict[str, Any] = {"size": [int(rgb.shape[1]), int(rgb.shape[0])]}
+        for point in self.points:
+            if self.estimate:
+                values = self._estimate(point, rgb)
+            else:
+                values = self._real(point, rgb, Path(path).name)
+            for key, v in values.items():
+                record.setdefault(key, []).append(v)
+        return record
+
+    def _real(self, point: OperatingPoint, rgb: Any, name: str) -> dict[str, Any]:
+        from licodec.eval.metrics import image_metrics, to_uint8_rgb
+
+        codec = self.codec(point)
+        t0 = time.perf_counter()
+        result = codec.encode(rgb, keep_alpha=False, name=name)
+        t1 = time.perf_counter()
+        decoded = codec.decode(result.data)
+        t2 = time.perf_counter()
+        pixels = to_uint8_rgb(decoded)
+        if pixels.shape != rgb.shape:
+            raise ModelError(
+                f"{name}: decoded to {pixels.shape[1]}x{pixels.shape[0]}, "
+                f"expected {rgb.shape[1]}x{rgb.shape[0]}"
+            )
+        values: dict[str, Any] = dict(image_metrics(rgb, pixels, len(result.data)))
+        values["bytes"] = len(result.data)
+        values["encoding_time"] = t1 - t0
+        values["decoding_time"] = t2 - t1
+        return values
+
+    def _estimate(self, point: OperatingPoint, rgb: Any) -> dict[str, Any]:
+        from licodec.eval.bitmap import likelihood_map
+        from licodec.eval.metrics import image_metrics
+
+        model = self.codec(point).load().module
+        bm = likelihood_map(model, rgb, self.tile_size)
+        values: dict[str, Any] = dict(image_metrics(rgb, bm.reconstruction, 0))
+        values["bpp"] = bm.bpp
+        values["bpp-y"] = bm.y_bpp
+        values["bpp-z"] = bm.z_bpp
+        values["forward_time"] = bm.seconds
+        return values
+
+
+def evaluate_image(
+    path: str | Path,
+    points: Sequence[OperatingPoint],
+    estimate: bool = False,
+    tile_size: int | None = None,
+) -> dict[str, Any]:
+    """Per-image record for ``path`` at every point: lists aligned with ``points``.
+
+    Keys: ``size`` [W, H], ``bpp``, ``psnr-rgb``, ``ms-ssim-rgb``,
+    ``ms-ssim-db-rgb`` (None below 161 px), and ``bytes``, ``encoding_time``,
+    ``decoding_time`` (real files) or ``bpp-y``, ``bpp-z``, ``forward_time``
+    (``estimate``).
+    """
+    from licodec.codec.tiling import DEFAULT_TILE_SIZE
+
+    return _Evaluator(points, estimate, tile_size or DEFAULT_TILE_SIZE).image(path)
+
+
+# Worker processes keep their evaluator (and so their loaded models) here.
+_WORKER: _Evaluator | None = None
+
+
+def _worker_init(
+    points: list[OperatingPoint], estimate: bool, tile_size: int, threads: int
+) -> None:
+    import warnings
+
+    import torch
+
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    torch.set_num_threads(threads)
+    global _WORKER
+    _WORKER = _Evaluator(points, estimate, tile_size)
+
+
+def _worker_task(path: str) -> dict[str, Any]:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.image(path)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _check_existing(
+    path: Path,
+    points: list[OperatingPoint],
+    estimate: bool,
+    tile_size: int,
+    images: list[Path],
+) -> dict[str, Any]:
+    """Per-image records of a previous run that this run may continue."""
+    from licodec.eval.results import load_results
+
+    old = load_results(path)
+    meta = old.meta
+    hint = "choose another output or pass --overwrite"
+    if meta.get("tool") != "licodec eval" or old.per_image is None:
+        raise OutputError(f"{path} exists and is not a licodec eval output; {hint}")
+    if meta.get("mode") != ("estimate" if estimate else "real"):
+        raise OutputError(f"{path} was made in {meta.get('mode')} mode; {hint}")
+    old_digests = [p.get("digest") for p in meta.get("points", []) if isinstance(p, dict)]
+    if old_digests != [p.digest for p in points]:
+        raise OutputError(f"{path} was made with other weights or another order of them; {hint}")
+    if meta.get("tile_size") != tile_size:
+        raise OutputError(f"{path} was made with tile size {meta.get('tile_size')}; {hint}")
+    names = {p.name for p in images}
+    stray = sorted(set(old.per_image) - names)
+    if stray:
+        raise OutputError(
+            f"{path} holds results for images not in the input ({stray[0]}, ...); {hint}"
+        )
+    for name, rec in old.per_image.items():
+        if not isinstance(rec, dict) or not all(
+            isinstance(rec.get(k), list) and len(rec[k]) == len(points) for k in ("bpp", "psnr-rgb")
+        ):
+            raise OutputError(f"{path}: the entry for {name} is damaged; pass --overwrite")
+    return dict(old.per_image)
+
+
+def _build_output(
+    points: list[OperatingPoint],
+    per_image: dict[str, Any],
+    images: list[Path],
+    estimate: bool,
+    tile_size: int,
+    name: str | None,
+    dataset: str | None,
+    workers: int,
+    threads: int | None,
+) -> dict[str, Any] | None:
+    from licodec import __version__
+    from licodec.eval.baselines import is_monotone
+    from licodec.eval.results import mean_results
+
+    done = [p.name for p in images if p.name in per_image]
+    if not done:
+        return None
+    arch = points[0].arch
+    import torch
+
+    meta: dict[str, Any] = {
+        "tool": "licodec eval",
+        "model": arch,
+        "mode": "estimate" if estimate else "real",
+        "bpp_source": "likelihoods" if estimate else "file",
+        "note": _ESTIMATE_NOTE if estimate else _REAL_NOTE,
+        "points": [p.to_meta() for p in points],
+        "tile_size": tile_size,
+        "images": done,
+        "num_images": len(done),
+        "complete": len(done) == len(images),
+        "workers": workers,
+        "threads_per_worker": threads if threads else torch.get_num_threads(),
+        "licodec": __version__,
+        "torch": torch.__version__,
+    }
+    if dataset:
+        meta["dataset"] = dataset
+    records = [{k: v for k, v in per_image[n].items() if k not in _NOT_AVERAGED} for n in done]
+    results: dict[str, Any] = {}
+    if all(p.quality is not None for p in points):
+        results["quality"] = [p.quality for p in points]
+    if all(p.lmbda is not None for p in points):
+        results["lambda"] = [p.lmbda for p in points]
+    results.update(mean_results(records))
+    order = sorted(range(len(points)), key=lambda i: results["bpp"][i])
+    meta["monotone"] = is_monotone([results["psnr-rgb"][i] for i in order])
+    label = name or f"licodec {arch}"
+    if estimate:
+        label += " (estimated rate)"
+    return {
+        "name": label,
+        "description": (
+            f"licodec {arch}, {len(points)} weights, {len(done)} images; "
+            + (_ESTIMATE_NOTE if estimate else _REAL_NOTE)
+        ),
+        "meta": meta,
+        "results": results,
+        "per_image": {n: per_image[n] for n in done},
+    }
+
+
+def run_eval(
+    images: Sequence[str | Path],
+    points: Sequence[OperatingPoint],
+    output: str | Path,
+    *,
+    estimate: bool = False,
+    workers: int = 1,
+    threads: int | None = None,
+    tile_size: int | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    name: str | None = None,
+    dataset: str | None = None,
+    on_image: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate every image at every point and write ``output`` (CompressAI format).
+
+    Images already in an existing ``output`` made with the same weights, mode
+    and tile size are skipped. ``threads`` sets torch's threads per process
+    (default: torch's own with one worker, 1 with several). ``on_image(name,
+    record)`` is called after each newly scored image. Returns the written data.
+    """
+    from tqdm.auto import tqdm
+
+    from licodec.codec.tiling import DEFAULT_TILE_SIZE
+    from licodec.eval.results import write_json_atomic
+
+    paths = [Path(p) for p in images]
+    if not paths:
+        raise InputError("no images to evaluate")
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise InputError("image file names must be unique")
+    pts = list(points)
+    if not pts:
+        raise InputError("no weights to evaluate")
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    tile = int(tile_size or DEFAULT_TILE_SIZE)
+    out = Path(output)
+    if out.is_dir():
+        raise OutputError(f"{out}: is a directory")
+    per_image: dict[str, Any] = {}
+    if out.exists() and not overwrite:
+        per_image = _check_existing(out, pts, estimate, tile, paths)
+    todo = [p for p in paths if p.name not in per_image]
+    workers = min(workers, max(1, len(todo)))
+
+    def write() -> dict[str, Any] | None:
+        data = _build_output(pts, per_image, paths, estimate, tile, name, dataset, workers, threads)
+        if data is not None:
+            write_json_atomic(data, out)
+        return data
+
+    bar = tqdm(
+        total=len(paths),
+        initial=len(paths) - len(todo),
+        unit="img",
+        disable=(not progress) if progress is not None else None,
+    )
+
+    def finish(path: Path, record: dict[str, Any]) -> None:
+        per_image[path.name] = record
+        write()
+        if on_image is not None:
+            on_image(path.name, record)
+        bar.set_postfix_str(path.name, refresh=False)
+        bar.update(1)
+
+    try:
+        if not todo:
+            pass
+        elif workers == 1:
+            import torch
+
+            old_threads = torch.get_num_threads()
+            if threads:
+                torch.set_num_threads(threads)
+            try:
+                evaluator = _Evaluator(pts, estimate, tile)
+                for p in todo:
+                    finish(p, evaluator.image(p))
+            finally:
+                torch.set_num_threads(old_threads)
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")  # never fork a parent holding torch threads
+            with ProcessPoolExecutor(
+                workers,
+                mp_context=ctx,
+                initializer=_worker_init,
+                initargs=(pts, estimate, tile, threads or 1),
+            ) as pool:
+                pending: dict[Future[dict[str, Any]], Path] = {}
+                queue = list(todo)
+                try:
+                    while queue or pending:
+                        while queue and len(pending) < 2 * workers:
+                            p = queue.pop(0)
+                            pending[pool.submit(_worker_task, str(p))] = p
+                        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            finish(pending.pop(fut), fut.result())
+                except BaseException:
+                    for fut in pending:
+                        fut.cancel()
+                    raise
+    finally:
+        bar.close()
+
+    data = write()
+    assert data is not None
+    return data
