@@ -121,11 +121,11 @@ class TCM(ChannelARModel):
         )
 
 
-for _name, _n in (("tcm-s", 64), ("tcm-m", 96), ("tcm-l", 128)):
+for _name, _n, _count in (("tcm-s", 64, 45.18), ("tcm-m", 96, 59.13), ("tcm-l", 128, 76.57)):
     register_model(
         _name,
         TCM,
-        description=f"TCM-{_name[-1].upper()} (N={_n}, M=320, 5 slices)",
+        description=f"TCM-{_name[-1].upper()} (N={_n}, M=320, 5 slices), {_count} M parameters",
         paper="Liu et al., CVPR 2023",
         N=_n,
     )
