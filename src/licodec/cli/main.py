@@ -16,6 +16,7 @@ from licodec.errors import EXIT_ERROR, LicodecError
 
 # Module names under licodec.cli, in the order they appear in --help.
 COMMANDS = (
+    "demo",
     "compress",
     "decompress",
     "info",
