@@ -124,3 +124,12 @@ def test_lite_models_are_registered_and_documented() -> None:
 def test_unknown_model_lists_known_ones() -> None:
     with pytest.raises(KeyError, match="known models: .*stf"):
         create_model("nope")
+
+
+def test_scale_indexes_equal_compressai_build_indexes() -> None:
+    model = create_model("tcm-tiny").eval()
+    model.update(force=True)
+    table = model.gaussian_conditional.scale_table
+    sigma = torch.cat([torch.rand(5000) * 300, table, table * (1 + 1e-7), table * (1 - 1e-7), torch.tensor([0.0, -1.0])])
+    ours = model.scale_indexes(sigma)
+    assert torch.equal(ours, model.gaussian_conditional.build_indexes(sigma))

@@ -191,6 +191,15 @@ class ChannelARModel(CompressionModel):
             y_hat_slices.append(y_tilde + 0.5 * torch.tanh(lrp))
         return torch.cat(y_hat_slices, dim=1)
 
+    def scale_indexes(self, sigma: Tensor) -> Tensor:
+        """Coder table index of each scale: how many table entries are below it.
+
+        Equal to ``GaussianConditional.build_indexes`` but one ``bucketize``
+        instead of 126 elementwise passes (which dominated decode time).
+        """
+        gc = self.gaussian_conditional
+        return torch.bucketize(gc.lower_bound_scale(sigma), gc.scale_table[:-1]).int()
+
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians()
 
@@ -252,7 +261,7 @@ class ChannelARModel(CompressionModel):
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
             q = gc.quantize(y_slices[k], "symbols", mu)
             symbols.extend(q.reshape(-1).tolist())
-            indexes.extend(gc.build_indexes(sigma).reshape(-1).tolist())
+            indexes.extend(self.scale_indexes(sigma).reshape(-1).tolist())
             return gc.dequantize(q, mu)
 
         self._slice_loop(latent_means, latent_scales, y.shape[-2:], step)
@@ -284,7 +293,7 @@ class ChannelARModel(CompressionModel):
         decoder.set_stream(strings[0][0])
 
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
-            idx = gc.build_indexes(sigma).reshape(-1).tolist()
+            idx = self.scale_indexes(sigma).reshape(-1).tolist()
             rv = decoder.decode_stream(idx, cdf, cdf_lengths, offsets)
             q = torch.tensor(rv, dtype=torch.int32, device=mu.device).reshape(mu.shape)
             return gc.dequantize(q, mu)
