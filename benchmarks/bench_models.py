@@ -21,8 +21,9 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -30,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from licodec.zoo.registry import create_model  # noqa: E402
+from licodec.zoo.registry import create_model
 
 
 def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
@@ -68,13 +69,13 @@ class PeakRSS:
             self.peak = max(self.peak, self._rss())
             time.sleep(0.005)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:  # noqa: PYI034
         self.base = self._rss()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._t.join()
         self.peak = max(self.peak, self._rss())

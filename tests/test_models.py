@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import smooth_image
 
 from licodec.zoo.registry import create_model, get_spec, list_models
-
-from conftest import smooth_image
 
 TINY = [n for n in list_models() if n.endswith("-tiny")]
 FAMILIES = {n.split("-")[0] for n in list_models()}

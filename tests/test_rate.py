@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import smooth_image
 
 from licodec.zoo.registry import create_model
-
-from conftest import smooth_image
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,15 @@ _LAZY = {
     "Codec": "licodec.codec.api",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "Codec",
+    "__version__",
+    "compress",
+    "create_model",
+    "decompress",
+    "list_models",
+    "register_model",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 __all__ = [
-    "LicodecError",
-    "InputError",
+    "EXIT_ERROR",
+    "EXIT_FORMAT",
+    "EXIT_INPUT",
+    "EXIT_MODEL",
+    "EXIT_OK",
+    "EXIT_OUTPUT",
+    "EXIT_USAGE",
     "FormatError",
+    "InputError",
+    "LicodecError",
     "ModelError",
     "OutputError",
-    "EXIT_OK",
-    "EXIT_ERROR",
-    "EXIT_USAGE",
-    "EXIT_INPUT",
-    "EXIT_FORMAT",
-    "EXIT_MODEL",
-    "EXIT_OUTPUT",
 ]
 
 EXIT_OK = 0

@@ -30,10 +30,10 @@ def register(sub: Any) -> None:
 def test_picture(width: int = 768, height: int = 512) -> Any:
     """A deterministic picture with smooth gradients, edges and texture (no file needed)."""
     import numpy as np
-    from PIL import Image, ImageDraw, ImageFilter  # noqa: F401
+    from PIL import Image, ImageDraw, ImageFilter
 
     rng = np.random.default_rng(2026)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy = np.mgrid[0:height, 0:width][0].astype(np.float32)
     sky = np.stack(
         [90 + 80 * yy / height, 140 + 60 * yy / height, 230 - 40 * yy / height], axis=-1
     )

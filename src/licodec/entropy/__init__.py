@@ -6,7 +6,7 @@ from licodec.entropy.hyper import hyper_analysis, hyper_synthesis
 __all__ = [
     "ChannelARModel",
     "get_scale_table",
-    "slice_transform",
     "hyper_analysis",
     "hyper_synthesis",
+    "slice_transform",
 ]

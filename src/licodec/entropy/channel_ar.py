@@ -19,19 +19,19 @@ Reference:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
 from compressai.models.utils import conv
 from compressai.ops import quantize_ste as ste_round
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["ChannelARModel", "slice_transform", "get_scale_table"]
+__all__ = ["ChannelARModel", "get_scale_table", "slice_transform"]
 
 
 def get_scale_table(lo: float = 0.11, hi: float = 256.0, levels: int = 64) -> Tensor:
@@ -301,7 +301,8 @@ class ChannelARModel(CompressionModel):
         y_hat = self._slice_loop(latent_means, latent_scales, y_size, step)
         x_hat = self.synthesis(y_hat).clamp_(0, 1)
         if size is not None:
-            x_hat = self._crop(x_hat, (int(size[0]), int(size[1])), self._pads_for(tuple(size)))
+            hw = (int(size[0]), int(size[1]))
+            x_hat = self._crop(x_hat, hw, self._pads_for(hw))
         return {"x_hat": x_hat}
 
     def update(

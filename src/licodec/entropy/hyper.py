@@ -7,8 +7,8 @@ sub-pixel x2, conv. Only the widths differ between the two models.
 
 from __future__ import annotations
 
-import torch.nn as nn
 from compressai.layers import conv3x3, subpel_conv3x3
+from torch import nn
 
 __all__ = ["hyper_analysis", "hyper_synthesis"]
 

@@ -25,17 +25,16 @@ References:
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
-    "window_partition",
-    "window_merge",
+    "TCMWindowAttention",
+    "WindowAttention",
     "relative_position_index",
     "shifted_window_mask",
-    "WindowAttention",
-    "TCMWindowAttention",
+    "window_merge",
+    "window_partition",
     "windowed_attention",
 ]
 
@@ -90,6 +89,7 @@ class _WindowAttentionBase(nn.Module):
     """Multi-head attention inside windows; subclasses name the parameters."""
 
     mask_value: float
+    relative_position_index: Tensor
 
     def __init__(self, dim: int, num_heads: int, window: int) -> None:
         super().__init__()
@@ -198,7 +198,7 @@ def windowed_attention(attn: _WindowAttentionBase, x: Tensor, shift: int) -> Ten
     Any H, W work: features are zero-padded on the right/bottom to a multiple
     of the window (after any normalisation, as STF does) and cropped back.
     """
-    b, h, w, c = x.shape
+    h, w = x.shape[1:3]
     win = attn.window
     pad_b, pad_r = (-h) % win, (-w) % win
     if pad_b or pad_r:

@@ -14,17 +14,16 @@ References:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
-import torch.nn as nn
 from compressai.layers import conv1x1, conv3x3
-from torch import Tensor
+from torch import Tensor, nn
 
 from licodec.layers.attention import WindowAttention, windowed_attention
 from licodec.layers.transformer import WindowBlockPair
 
-__all__ = ["ResidualUnit", "WinBasedAttention", "WAM", "SWAtten"]
+__all__ = ["WAM", "ResidualUnit", "SWAtten", "WinBasedAttention"]
 
 
 class ResidualUnit(nn.Module):

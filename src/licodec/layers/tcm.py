@@ -8,9 +8,8 @@ Reference:
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 from compressai.layers import ResidualBlock, conv1x1
-from torch import Tensor
+from torch import Tensor, nn
 
 from licodec.layers.transformer import TCMBlock
 
@@ -36,7 +35,7 @@ class ConvTransBlock(nn.Module):
         self.conv_block = ResidualBlock(dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        conv_x, trans_x = torch.split(self.conv1_1(x), (self.dim, self.dim), dim=1)
+        conv_x, trans_x = torch.split(self.conv1_1(x), [self.dim, self.dim], dim=1)
         conv_x = self.conv_block(conv_x) + conv_x
         trans_x = self.trans_block(trans_x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return x + self.conv1_2(torch.cat((conv_x, trans_x), dim=1))

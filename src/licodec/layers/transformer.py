@@ -12,12 +12,11 @@ References:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.ops import StochasticDepth
 
 from licodec.layers.attention import (
@@ -29,12 +28,12 @@ from licodec.layers.attention import (
 
 __all__ = [
     "Mlp",
-    "SwinBlock",
-    "TCMBlock",
-    "SwinStage",
     "PatchEmbed",
     "PatchMerging",
     "PatchSplit",
+    "SwinBlock",
+    "SwinStage",
+    "TCMBlock",
     "WindowBlockPair",
 ]
 

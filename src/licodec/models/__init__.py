@@ -4,4 +4,4 @@ from licodec.models.stf import STF
 from licodec.models.tcm import TCM
 from licodec.models.wacnn import WACNN
 
-__all__ = ["WACNN", "STF", "TCM"]
+__all__ = ["STF", "TCM", "WACNN"]

@@ -12,11 +12,10 @@ Reference:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
-from torch import Tensor
+from torch import Tensor, nn
 
 from licodec.entropy.channel_ar import ChannelARModel
 from licodec.entropy.hyper import hyper_analysis, hyper_synthesis

@@ -12,16 +12,16 @@ Reference:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
-import torch.nn as nn
 from compressai.layers import (
     ResidualBlockUpsample,
     ResidualBlockWithStride,
     conv3x3,
     subpel_conv3x3,
 )
+from torch import nn
 
 from licodec.entropy.channel_ar import ChannelARModel
 from licodec.layers.gated import SWAtten
@@ -96,14 +96,14 @@ class TCM(ChannelARModel):
         hw = window // 2
         self.h_a = nn.Sequential(
             ResidualBlockWithStride(M, C, 2),
-            *_ctb_pair(N, 32 if N >= 32 else N, hw, hyper_rates),
+            *_ctb_pair(N, min(32, N), hw, hyper_rates),
             conv3x3(C, z_channels, stride=2),
         )
 
         def hyper_s() -> nn.Sequential:
             return nn.Sequential(
                 ResidualBlockUpsample(z_channels, C, 2),
-                *_ctb_pair(N, 32 if N >= 32 else N, hw, hyper_rates),
+                *_ctb_pair(N, min(32, N), hw, hyper_rates),
                 subpel_conv3x3(C, M, 2),
             )
 

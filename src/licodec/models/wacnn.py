@@ -9,9 +9,9 @@ Reference:
 
 from __future__ import annotations
 
-import torch.nn as nn
 from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
+from torch import nn
 
 from licodec.entropy.channel_ar import ChannelARModel
 from licodec.entropy.hyper import hyper_analysis, hyper_synthesis

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from licodec.errors import InputError, ModelError
 
-__all__ = ["normalize_state_dict", "load_authors_state_dict", "load_authors_checkpoint"]
+__all__ = ["load_authors_checkpoint", "load_authors_state_dict", "normalize_state_dict"]
 
 # Old EntropyBottleneck parameter names -> CompressAI >= 1.2.6 names.
 _EB_OLD = re.compile(r"^(?P<pre>.*entropy_bottleneck)\._(?P<kind>matrix|bias|factor|matrices|biases|factors)\.?(?P<i>\d+)$")
@@ -38,8 +39,7 @@ def normalize_state_dict(
     keep_h_s = model is not None and hasattr(model, "h_s")
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
-        if key.startswith("module."):
-            key = key[len("module.") :]
+        key = key.removeprefix("module.")
         m = _EB_OLD.match(key)
         if m:
             kind = _EB_NEW.get(m["kind"], m["kind"])
@@ -85,7 +85,7 @@ def load_authors_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Ten
                 buf.resize_(sd[key].shape)
     nn.Module.load_state_dict(model, sd, strict=True)
     model.eval()
-    model.update(force=True)
+    model.update(force=True)  # type: ignore[operator]
     model._licodec_digest = None  # type: ignore[assignment]
     return model
 
@@ -95,7 +95,7 @@ def _read(path: str | os.PathLike[str]) -> Mapping[str, torch.Tensor]:
         raise InputError(f"checkpoint not found: {path}")
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"cannot read {path} as a PyTorch checkpoint (weights only): {first}") from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):

@@ -16,7 +16,7 @@ from typing import Any
 
 from licodec.errors import ModelError
 
-__all__ = ["ZooEntry", "entries", "resolve", "default_entry", "NO_WEIGHTS"]
+__all__ = ["NO_WEIGHTS", "ZooEntry", "default_entry", "entries", "resolve"]
 
 NO_WEIGHTS = (
     "no pretrained weights are installed; train one with `licodec train` or pass --weights FILE"

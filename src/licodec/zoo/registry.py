@@ -7,12 +7,13 @@ released; never derive it from registration order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
-__all__ = ["ModelSpec", "register_model", "create_model", "list_models", "get_spec"]
+__all__ = ["ModelSpec", "create_model", "get_spec", "list_models", "register_model"]
 
 
 @dataclass(frozen=True)

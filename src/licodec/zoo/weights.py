@@ -13,21 +13,22 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from licodec.errors import ModelError, OutputError
 
 __all__ = [
     "FORMAT_VERSION",
-    "save_weights",
     "load_weights",
-    "read_config",
-    "weights_digest",
     "model_from_config",
+    "read_config",
+    "save_weights",
+    "weights_digest",
 ]
 
 FORMAT_VERSION = 1
@@ -121,7 +122,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             raw = (f.metadata() or {}).get(_META_KEY)
     except FileNotFoundError:
         raise ModelError(f"weights file not found: {path}") from None
-    except Exception as exc:  # safetensors raises its own error types
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise ModelError(f"{path} is not a licodec weights file ({exc})") from None
     if raw is None:
         raise ModelError(f"{path} has no licodec config; convert it with `licodec import-checkpoint`")
@@ -170,7 +171,7 @@ def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu
     # Derived CDF buffers are absent on purpose; update() rebuilds them.
     nn.Module.load_state_dict(model, tensors, strict=False)
     model.to(device).eval()
-    model.update(force=True)
+    model.update(force=True)  # type: ignore[operator]
     digest = weights_digest(model).hex()
     if config.get("digest") and config["digest"] != digest:
         raise ModelError(f"{path} is corrupt: weights digest {digest} != recorded {config['digest']}")
