@@ -1,0 +1,132 @@
+"""``licodec compress IN... [-o OUT]``: images to ``.lic`` files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from licodec.codec.cli_support import add_threads_option, positive_int
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compress",
+        help="compress images into .lic files",
+        description=(
+            "Compress images (anything Pillow reads) into .lic files. IN may be a file, a "
+            "directory (its images) or '-' (stdin). With one input, -o names the output file "
+            "('-' = stdout; default: the input with .lic); with several, -o is a directory "
+            "(default: beside each input). Existing outputs are kept unless -f is given."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IN", help="image file, directory or '-'")
+    parser.add_argument("-o", "--output", metavar="OUT", help="output file, directory or '-'")
+    parser.add_argument(
+        "--model", metavar="NAME", help="model id, e.g. stf (default: the shipped default)"
+    )
+    parser.add_argument(
+        "--quality", type=int, metavar="Q", help="quality index of the shipped weights"
+    )
+    parser.add_argument(
+        "--weights", metavar="FILE", help="weights file in licodec's format (overrides the zoo)"
+    )
+    parser.add_argument(
+        "--tile-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="tile side in pixels for large images (default: 1024; rounded to the model's "
+        "padding multiple)",
+    )
+    parser.add_argument(
+        "--drop-alpha", action="store_true", help="discard an alpha channel instead of keeping it"
+    )
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    add_threads_option(parser)
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar, notices or per-image lines"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from licodec.codec.api import Codec
+    from licodec.codec.cli_support import (
+        LazyBar,
+        apply_threads,
+        human_bytes,
+        named,
+        note,
+        progress_bar,
+        report_error,
+    )
+    from licodec.codec.files import (
+        STDIO,
+        check_output,
+        expand_inputs,
+        plan_outputs,
+        read_bytes,
+        write_atomic,
+    )
+    from licodec.codec.image_io import image_extensions
+    from licodec.codec.tiling import DEFAULT_TILE_SIZE
+    from licodec.errors import EXIT_OK, LicodecError
+
+    inputs = expand_inputs(args.inputs, image_extensions())
+    many = len(inputs) > 1
+    outputs = plan_outputs(inputs, args.output, ".lic", many)
+    if not many:
+        check_output(outputs[0], args.force)  # fail before loading the model
+    apply_threads(args.threads)
+    codec = Codec(
+        args.model,
+        args.quality,
+        args.weights,
+        tile_size=args.tile_size or DEFAULT_TILE_SIZE,
+    )
+    codec.load()
+    rc = EXIT_OK
+
+    def one(inp: str, out: str, show_tiles: bool) -> None:
+        check_output(out, args.force)
+        source: Any = read_bytes(STDIO) if inp == STDIO else inp
+        name = "<stdin>" if inp == STDIO else inp
+        tiles_bar = LazyBar(name, args.quiet or not show_tiles)
+        try:
+            result = codec.encode(
+                source,
+                keep_alpha=not args.drop_alpha,
+                progress=tiles_bar.update,
+                name=name,
+            )
+        except LicodecError as exc:
+            raise named(exc, name) from None
+        finally:
+            tiles_bar.close()
+        for message in result.notices:
+            note(name, message, args.quiet)
+        write_atomic(out, result.data, args.force)
+        if not args.quiet:
+            dest = "<stdout>" if out == STDIO else out
+            psnr = f"{result.psnr:.2f} dB" if result.psnr != float("inf") else "inf"
+            print(
+                f"{name} -> {dest}: {result.width}x{result.height} {result.colour}, "
+                f"{human_bytes(len(result.data))}, {result.bpp:.4f} bpp, PSNR {psnr}, "
+                f"{result.tiles} tile{'s' if result.tiles > 1 else ''}, {result.seconds:.2f} s",
+                file=sys.stderr,
+            )
+
+    if not many:
+        one(inputs[0], outputs[0], True)
+        return rc
+    with progress_bar(len(inputs), "compress", args.quiet, unit="image") as update:
+        for k, (inp, out) in enumerate(zip(inputs, outputs)):
+            try:
+                one(inp, out, False)
+            except LicodecError as exc:
+                report_error(exc)
+                rc = rc or exc.exit_code
+            if update is not None:
+                update(k + 1, len(inputs))
+    return rc

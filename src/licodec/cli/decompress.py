@@ -1,0 +1,114 @@
+"""``licodec decompress IN.lic... [-o OUT.png]``: ``.lic`` files back to images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from licodec.codec.cli_support import add_threads_option, positive_int
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "decompress",
+        help="decode .lic files into images",
+        description=(
+            "Decode .lic files. IN may be a file, a directory (its .lic files) or '-' (stdin). "
+            "With one input, -o names the output image (its extension picks the format, PNG "
+            "by default; '-' = PNG on stdout); with several, -o is a directory. The model and "
+            "weights named in the file are used (or --weights FILE, which must match)."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IN.lic", help=".lic file, directory or '-'")
+    parser.add_argument("-o", "--output", metavar="OUT", help="output image, directory or '-'")
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="weights file (must be the ones the file was encoded with)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="largest declared image accepted (default: 2^28 pixels)",
+    )
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    add_threads_option(parser)
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or per-image lines"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from licodec.codec.api import Codec
+    from licodec.codec.cli_support import (
+        LazyBar,
+        apply_threads,
+        named,
+        progress_bar,
+        report_error,
+    )
+    from licodec.codec.container import MAX_PIXELS
+    from licodec.codec.files import (
+        STDIO,
+        check_output,
+        expand_inputs,
+        plan_outputs,
+        read_bytes,
+        write_atomic,
+    )
+    from licodec.codec.image_io import encode_image
+    from licodec.errors import EXIT_OK, LicodecError
+
+    inputs = expand_inputs(args.inputs, {".lic"})
+    many = len(inputs) > 1
+    outputs = plan_outputs(inputs, args.output, ".png", many)
+    if not many:
+        check_output(outputs[0], args.force)
+    apply_threads(args.threads)
+    codec = Codec(None, None, args.weights, max_pixels=args.max_pixels or MAX_PIXELS)
+    if args.weights is not None:
+        codec.load()
+    rc = EXIT_OK
+
+    def one(inp: str, out: str, show_tiles: bool) -> None:
+        t0 = time.perf_counter()
+        check_output(out, args.force)
+        data = read_bytes(inp)
+        name = "<stdin>" if inp == STDIO else inp
+        bar = LazyBar(name, args.quiet or not show_tiles)
+        try:
+            img = codec.decode(data, progress=bar.update)
+        except LicodecError as exc:
+            raise named(exc, name) from None
+        finally:
+            bar.close()
+        encoded = encode_image(img, out)
+        write_atomic(out, encoded, args.force)
+        if not args.quiet:
+            dest = "<stdout>" if out == STDIO else out
+            w, h = img.size
+            print(
+                f"{name} -> {dest}: {w}x{h} {img.mode}, {len(data)} bytes, "
+                f"{len(data) * 8 / (w * h):.4f} bpp, {time.perf_counter() - t0:.2f} s",
+                file=sys.stderr,
+            )
+
+    if not many:
+        one(inputs[0], outputs[0], True)
+        return rc
+    with progress_bar(len(inputs), "decompress", args.quiet, unit="image") as update:
+        for k, (inp, out) in enumerate(zip(inputs, outputs)):
+            try:
+                one(inp, out, False)
+            except LicodecError as exc:
+                report_error(exc)
+                rc = rc or exc.exit_code
+            if update is not None:
+                update(k + 1, len(inputs))
+    return rc

@@ -1,0 +1,83 @@
+"""``licodec info IN.lic...``: what a ``.lic`` file holds, without decoding it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from licodec.codec.cli_support import positive_int
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "info",
+        help="show what a .lic file holds (validates it, does not decode)",
+        description=(
+            "Parse and validate .lic files (magic, version, CRC32, every field) and print "
+            "their header: model, quality, weights digest, size, colour, tiles, overhead."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IN.lic", help=".lic file or '-' (stdin)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+    parser.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="largest declared image accepted (default: 2^28 pixels)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _text(name: str, d: dict[str, Any]) -> str:
+    metric = d["metric"] or "unspecified metric"
+    tiles = (
+        "1 (untiled)"
+        if d["tile_size"] is None
+        else f"{d['tiles']} of {d['tile_size'][0]}x{d['tile_size'][1]}"
+    )
+    extras = []
+    if d["alpha"]:
+        extras.append(f"alpha {d['alpha']} {d['alpha_bytes']} bytes")
+    if d["icc_profile_bytes"]:
+        extras.append(f"ICC profile {d['icc_profile_bytes']} bytes")
+    lines = [
+        f"{name}: licodec format {d['format_version']}",
+        (
+            f"  model    {d['model']} (quality {d['quality']}, {metric}), "
+            f"weights {d['weights_digest']}"
+        ),
+        f"  image    {d['width']}x{d['height']} {d['colour']}"
+        + (", " + ", ".join(extras) if extras else ""),
+        f"  tiles    {tiles}",
+        (
+            f"  size     {d['file_bytes']} bytes, {d['bpp']:.4f} bpp "
+            f"(streams {d['stream_bytes']}, container {d['overhead_bytes']})"
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from licodec.codec.api import file_info
+    from licodec.codec.cli_support import named, report_error
+    from licodec.codec.container import MAX_PIXELS
+    from licodec.codec.files import STDIO, read_bytes
+    from licodec.errors import EXIT_OK, LicodecError
+
+    rc = EXIT_OK
+    for inp in args.inputs:
+        name = "<stdin>" if inp == STDIO else inp
+        try:
+            d = file_info(read_bytes(inp), args.max_pixels or MAX_PIXELS)
+        except LicodecError as exc:
+            err = named(exc, name)
+            if len(args.inputs) == 1:
+                raise err from None
+            report_error(err)
+            rc = rc or exc.exit_code
+            continue
+        print(json.dumps({"file": name, **d}) if args.json else _text(name, d))
+    return rc

@@ -1,0 +1,525 @@
+"""The Python API: ``compress(image) -> bytes``, ``decompress(data) -> Image``, ``Codec``.
+
+Encoding codes each tile with ``model.compress``, then decodes it again with
+``model.decompress`` to learn exactly what a decoder will produce; the CRC32 of
+those pixels goes into the file. A decoder whose numerics or weights differ
+from the encoder's therefore fails with :class:`ModelError` instead of
+returning a garbled image.
+
+Model resolution (one place each, so the shipped-weights issue only fills in
+:func:`find_pretrained`):
+
+* ``weights=FILE`` -> :func:`licodec.zoo.weights.load_weights`;
+* a model object -> used as is (it must carry ``arch`` and have had ``update()``);
+* otherwise -> :func:`find_pretrained` (the zoo's default for a model name and
+  quality), which raises :class:`ModelError` while no weights are installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from licodec.codec.container import (
+    MAX_PIXELS,
+    ColourMode,
+    Container,
+    TileRecord,
+    latent_shape_bound,
+    parse,
+    serialise,
+    tile_rects,
+)
+from licodec.codec.image_io import ImageSource, decode_alpha, encode_alpha, load_image, to_pil
+from licodec.codec.tiling import DEFAULT_TILE_SIZE, effective_tile_size, plan_tiles
+from licodec.errors import FormatError, InputError, ModelError
+from licodec.zoo.pretrained import NO_WEIGHTS
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+__all__ = [
+    "NO_WEIGHTS_MESSAGE",
+    "Codec",
+    "EncodeResult",
+    "LoadedModel",
+    "compress",
+    "decompress",
+    "file_info",
+    "find_pretrained",
+]
+
+logger = logging.getLogger("licodec")
+
+NO_WEIGHTS_MESSAGE = NO_WEIGHTS
+
+#: Called after each tile: ``progress(done, total)``.
+Progress = Callable[[int, int], None]
+
+
+# -- model resolution ------------------------------------------------------------
+
+
+def find_pretrained(model: str | None, quality: int | None, metric: str | None = None) -> Path:
+    """Path of the shipped weights for ``model`` at ``quality`` (``None`` = the defaults).
+
+    The single hook for the model zoo: it delegates to
+    ``licodec.zoo.pretrained.resolve(model, quality, metric) -> path`` when that
+    module exists, which must raise :class:`ModelError` for unknown or missing
+    weights; with no weights installed it raises :data:`NO_WEIGHTS_MESSAGE`.
+    """
+    from licodec.zoo.pretrained import resolve
+
+    return Path(resolve(model, quality, metric))
+
+
+def _known_models() -> list[str]:
+    from licodec.zoo.registry import list_models
+
+    return list_models()
+
+
+def _check_model_name(name: str) -> None:
+    known = _known_models()
+    if name not in known:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(known)}")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to code, with what the container records about it."""
+
+    module: Any  # torch.nn.Module
+    arch: str
+    digest: bytes
+    quality: int = 0
+    metric: str | None = None
+
+    @property
+    def pad_multiple(self) -> int:
+        return int(getattr(self.module, "pad_multiple", 64))
+
+
+def _digest(module: Any) -> bytes:
+    from licodec.zoo.weights import weights_digest
+
+    return weights_digest(module)
+
+
+def _from_weights_file(path: str | os.PathLike[str], arch: str | None = None) -> LoadedModel:
+    """Load a weights file; ``arch`` (if given) must match its config, checked before loading."""
+    from licodec.zoo.weights import load_weights, read_config
+
+    if not Path(path).is_file():
+        raise ModelError(f"weights file not found: {path}")
+    if arch is not None:
+        found = read_config(path)["arch"]
+        if found != arch:
+            raise ModelError(f"--model {arch} does not match the weights file, which is {found}")
+    module, meta = load_weights(path)
+    quality = meta.get("quality")
+    metric = meta.get("metric")
+    return LoadedModel(
+        module,
+        str(meta["arch"]),
+        _digest(module),
+        int(quality) if isinstance(quality, int) and 0 <= quality <= 63 else 0,
+        str(metric) if metric else None,
+    )
+
+
+def _from_module(module: Any, quality: int | None, metric: str | None) -> LoadedModel:
+    arch = getattr(module, "arch", None)
+    if not isinstance(arch, str):
+        raise ModelError("the model has no registry id (build it with licodec.create_model)")
+    module.eval()
+    return LoadedModel(module, arch, _digest(module), int(quality or 0), metric)
+
+
+def resolve_model(
+    model: str | Any | None,
+    quality: int | None,
+    weights: str | os.PathLike[str] | None,
+    metric: str | None = None,
+) -> LoadedModel:
+    """The model to encode with (see the module docstring for the order)."""
+    if quality is not None and not 0 <= int(quality) <= 63:
+        raise ModelError(f"quality must be in 0..63, got {quality}")
+    if weights is not None:
+        if isinstance(model, str):
+            _check_model_name(model)
+        lm = _from_weights_file(weights, model if isinstance(model, str) else None)
+        if quality is not None and lm.quality and quality != lm.quality:
+            raise ModelError(
+                f"--quality {quality} does not match the weights file (quality {lm.quality})"
+            )
+        if quality is not None and not lm.quality:
+            lm.quality = int(quality)
+        return lm
+    if model is not None and not isinstance(model, str):
+        return _from_module(model, quality, metric)
+    if model is not None:
+        _check_model_name(model)
+    return _from_weights_file(find_pretrained(model, quality, metric))
+
+
+# -- results ---------------------------------------------------------------------
+
+
+@dataclass
+class EncodeResult:
+    """What :meth:`Codec.encode` produced and measured."""
+
+    data: bytes
+    width: int
+    height: int
+    colour: str
+    tiles: int
+    bpp: float
+    psnr: float
+    seconds: float
+    model: str
+    notices: list[str] = field(default_factory=list)
+    reconstruction: Image.Image | None = None
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+# -- pixel helpers ---------------------------------------------------------------
+
+
+def _to_tensor(tile: np.ndarray) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None].float().div_(255)
+
+
+def _to_pixels(x_hat: torch.Tensor, colour: ColourMode) -> np.ndarray:
+    """uint8 H x W x 3 (or H x W for grayscale) from a (1, 3, H, W) reconstruction."""
+    import torch
+
+    x = x_hat[0].clamp(0, 1)
+    if colour.channels == 1:
+        return x.mean(dim=0).mul_(255).round_().to(torch.uint8).contiguous().numpy()
+    return x.mul(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# -- the codec -------------------------------------------------------------------
+
+
+class Codec:
+    """A loaded model plus settings, for repeated compress/decompress calls.
+
+    Args:
+        model: a registry id (zoo weights), a model object, or ``None`` for the
+            zoo default.
+        quality: quality index for the zoo lookup (or a label for a model object).
+        weights: a weights file in licodec's format (overrides the zoo).
+        metric: metric label recorded for a model object ("mse", "ms-ssim").
+        tile_size: tile side in pixels (rounded to the model's padding multiple).
+        max_pixels: largest declared image a file may have when decoding.
+
+    Decoding checks that a file was written by these weights (id and digest);
+    a codec built without a model resolves each file's model through the zoo.
+    """
+
+    def __init__(
+        self,
+        model: str | Any | None = None,
+        quality: int | None = None,
+        weights: str | os.PathLike[str] | None = None,
+        *,
+        metric: str | None = None,
+        tile_size: int = DEFAULT_TILE_SIZE,
+        max_pixels: int = MAX_PIXELS,
+    ) -> None:
+        if tile_size < 1:
+            raise InputError(f"tile size must be positive, got {tile_size}")
+        self._model_arg = model
+        self._quality = quality
+        self._weights = weights
+        self._metric = metric
+        self.tile_size = int(tile_size)
+        self.max_pixels = int(max_pixels)
+        self._encoder: LoadedModel | None = None
+        self._decoders: dict[tuple[str, int, str | None], LoadedModel] = {}
+
+    @property
+    def explicit(self) -> bool:
+        """Whether the caller chose the model (object or weights) rather than the zoo."""
+        return self._weights is not None or (
+            self._model_arg is not None and not isinstance(self._model_arg, str)
+        )
+
+    def load(self) -> LoadedModel:
+        """Resolve (once) and return the model used for encoding."""
+        if self._encoder is None:
+            self._encoder = resolve_model(
+                self._model_arg, self._quality, self._weights, self._metric
+            )
+        return self._encoder
+
+    # -- encode --
+
+    def encode(
+        self,
+        image: ImageSource,
+        *,
+        keep_alpha: bool = True,
+        keep_reconstruction: bool = False,
+        progress: Progress | None = None,
+        name: str | None = None,
+    ) -> EncodeResult:
+        """Compress ``image`` and report size, bpp, PSNR and the expected reconstruction."""
+        import torch
+
+        t0 = time.perf_counter()
+        src = load_image(image, keep_alpha=keep_alpha, name=name)
+        lm = self.load()
+        notices = list(src.notices)
+        eff = effective_tile_size(self.tile_size, lm.pad_multiple)
+        if eff != self.tile_size and max(src.width, src.height) > eff:
+            notices.append(f"tile size {self.tile_size} rounded to {eff} for {lm.arch}")
+        grid = plan_tiles(src.width, src.height, self.tile_size, lm.pad_multiple)
+        rects = tile_rects(src.width, src.height, grid)
+        recon = np.empty_like(src.pixels) if keep_reconstruction else None
+        records: list[TileRecord] = []
+        crc = 0
+        sse = 0.0
+        model = lm.module
+        with torch.inference_mode():
+            for i, (x, y, w, h) in enumerate(rects):
+                xt = _to_tensor(src.rgb_tile(x, y, w, h))
+                try:
+                    out = model.compress(xt)
+                    strings = out["strings"]
+                    shape = tuple(int(s) for s in out["shape"])
+                    if (
+                        len(strings) != 2
+                        or len(strings[0]) != 1
+                        or len(strings[1]) != 1
+                        or len(shape) != 2
+                    ):
+                        raise ModelError(
+                            f"{lm.arch}.compress returned an unsupported stream layout"
+                        )
+                    y_stream, z_stream = bytes(strings[0][0]), bytes(strings[1][0])
+                    x_hat = model.decompress([[y_stream], [z_stream]], shape, (h, w))["x_hat"]
+                except ModelError:
+                    raise
+                except RuntimeError as exc:
+                    raise ModelError(
+                        f"{lm.arch} failed to code tile {i}: {_one_line(exc)}"
+                    ) from None
+                bh, bw = latent_shape_bound(h, w)
+                if (
+                    not (1 <= shape[0] <= bh and 1 <= shape[1] <= bw)
+                    or not y_stream
+                    or not z_stream
+                ):
+                    raise ModelError(f"{lm.arch} produced a latent the format cannot store")
+                if tuple(x_hat.shape) != (1, 3, h, w):
+                    raise ModelError(f"{lm.arch}.decompress returned shape {tuple(x_hat.shape)}")
+                px = _to_pixels(x_hat, src.colour)
+                crc = zlib.crc32(px.tobytes(), crc)
+                ref = src.pixels[y : y + h, x : x + w]
+                sse += float(np.square(px.astype(np.float64) - ref).sum())
+                if recon is not None:
+                    recon[y : y + h, x : x + w] = px
+                records.append(TileRecord(shape, z_stream, y_stream))
+                if progress is not None:
+                    progress(i + 1, len(rects))
+
+        alpha_method = alpha_data = None
+        if src.alpha is not None:
+            alpha_method, alpha_data = encode_alpha(src.alpha)
+        container = Container(
+            model_id=lm.arch,
+            weights_digest=lm.digest,
+            width=src.width,
+            height=src.height,
+            colour=src.colour,
+            tiles=records,
+            recon_crc=crc,
+            quality=lm.quality,
+            metric=lm.metric,
+            tile_size=grid,
+            icc_profile=src.icc_profile,
+            alpha_method=alpha_method,
+            alpha_data=alpha_data,
+        )
+        data = serialise(container)
+        n_values = src.pixels.size
+        mse = sse / n_values
+        psnr = 10 * math.log10(255**2 / mse) if mse > 0 else math.inf
+        rec_img = None
+        if recon is not None:
+            rec_img = to_pil(recon, src.colour, src.alpha, src.icc_profile)
+        return EncodeResult(
+            data=data,
+            width=src.width,
+            height=src.height,
+            colour=src.colour.name,
+            tiles=len(rects),
+            bpp=len(data) * 8 / (src.width * src.height),
+            psnr=psnr,
+            seconds=time.perf_counter() - t0,
+            model=lm.arch,
+            notices=notices,
+            reconstruction=rec_img,
+            stats=dict(container.stats),
+        )
+
+    def compress(self, image: ImageSource, *, keep_alpha: bool = True) -> bytes:
+        """The ``.lic`` bytes of ``image``; conversion notices go to the ``licodec`` logger."""
+        result = self.encode(image, keep_alpha=keep_alpha)
+        for note in result.notices:
+            logger.warning("%s", note)
+        return result.data
+
+    # -- decode --
+
+    def _decoder_for(self, c: Container) -> LoadedModel:
+        if c.model_id not in _known_models():
+            raise ModelError(f"file needs model {c.model_id!r}, which this licodec does not know")
+        if self.explicit:
+            lm = self.load()
+        else:
+            key = (c.model_id, c.quality, c.metric)
+            lm_opt = self._decoders.get(key)
+            if lm_opt is None:
+                if self._encoder is not None and self._encoder.arch == c.model_id:
+                    lm_opt = self._encoder
+                else:
+                    lm_opt = _from_weights_file(find_pretrained(c.model_id, c.quality, c.metric))
+                self._decoders[key] = lm_opt
+            lm = lm_opt
+        if lm.arch != c.model_id:
+            raise ModelError(f"file needs model {c.model_id}, but the given weights are {lm.arch}")
+        if lm.digest != c.weights_digest:
+            raise ModelError(
+                f"file was encoded with {c.model_id} weights {c.weights_digest.hex()}, "
+                f"but the loaded weights are {lm.digest.hex()}"
+            )
+        return lm
+
+    def decode(
+        self, data: bytes | bytearray | memoryview, *, progress: Progress | None = None
+    ) -> Image.Image:
+        """Decode ``.lic`` bytes into a PIL image (mode RGB, L, RGBA or LA)."""
+        import torch
+
+        c = parse(data, self.max_pixels)
+        lm = self._decoder_for(c)
+        alpha = None
+        if c.colour.has_alpha:
+            assert c.alpha_method is not None and c.alpha_data is not None
+            alpha = decode_alpha(c.alpha_method, c.alpha_data, c.width, c.height)
+        shape = (c.height, c.width) if c.colour.channels == 1 else (c.height, c.width, 3)
+        out = np.empty(shape, dtype=np.uint8)
+        rects = tile_rects(c.width, c.height, c.tile_size)
+        crc = 0
+        model = lm.module
+        with torch.inference_mode():
+            for i, ((x, y, w, h), t) in enumerate(zip(rects, c.tiles)):
+                try:
+                    x_hat = model.decompress([[t.y_stream], [t.z_stream]], t.z_shape, (h, w))[
+                        "x_hat"
+                    ]
+                except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
+                    raise FormatError(f"tile {i} cannot be decoded ({_one_line(exc)})") from None
+                if tuple(x_hat.shape) != (1, 3, h, w):
+                    raise FormatError(
+                        f"tile {i}: latent shape {t.z_shape[0]}x{t.z_shape[1]} does not fit "
+                        f"its {w}x{h} pixels"
+                    )
+                px = _to_pixels(x_hat, c.colour)
+                crc = zlib.crc32(px.tobytes(), crc)
+                out[y : y + h, x : x + w] = px
+                if progress is not None:
+                    progress(i + 1, len(rects))
+        if crc != c.recon_crc:
+            raise ModelError(
+                "decoded pixels differ from the encoder's (reconstruction checksum mismatch): "
+                "this machine's model numerics differ from the encoder's, or the file was altered"
+            )
+        return to_pil(out, c.colour, alpha, c.icc_profile)
+
+    def decompress(
+        self, data: bytes | bytearray | memoryview | str | os.PathLike[str]
+    ) -> Image.Image:
+        """Decode ``.lic`` bytes (or a path to a ``.lic`` file) into a PIL image."""
+        if isinstance(data, (str, os.PathLike)):
+            from licodec.codec.files import read_bytes
+
+            data = read_bytes(str(data))
+        return self.decode(data)
+
+
+# -- module-level convenience ------------------------------------------------------
+
+
+def compress(
+    image: ImageSource,
+    model: str | Any | None = None,
+    quality: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    *,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    keep_alpha: bool = True,
+) -> bytes:
+    """Compress ``image`` (path, bytes, PIL image or uint8 array) into ``.lic`` bytes."""
+    return Codec(model, quality, weights, tile_size=tile_size).compress(
+        image, keep_alpha=keep_alpha
+    )
+
+
+def decompress(
+    data: bytes | bytearray | memoryview | str | os.PathLike[str],
+    *,
+    model: Any | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
+    """Decode ``.lic`` bytes (or a file path) into a PIL image."""
+    return Codec(model, None, weights, max_pixels=max_pixels).decompress(data)
+
+
+def file_info(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> dict[str, Any]:
+    """What a ``.lic`` file declares, after full validation (no model is loaded)."""
+    c = parse(data, max_pixels)
+    n_px = c.width * c.height
+    return {
+        "format_version": c.version,
+        "model": c.model_id,
+        "quality": c.quality,
+        "metric": c.metric,
+        "weights_digest": c.weights_digest.hex(),
+        "width": c.width,
+        "height": c.height,
+        "colour": c.colour.name,
+        "tiles": len(c.tiles),
+        "tile_size": list(c.tile_size) if c.tile_size else None,
+        "icc_profile_bytes": len(c.icc_profile) if c.icc_profile else 0,
+        "alpha": c.alpha_method.name.lower() if c.alpha_method is not None else None,
+        "alpha_bytes": len(c.alpha_data) if c.alpha_data else 0,
+        "file_bytes": c.stats["file_bytes"],
+        "stream_bytes": c.stats["payload_bytes"],
+        "overhead_bytes": c.stats["overhead_bytes"],
+        "bpp": c.stats["file_bytes"] * 8 / n_px,
+        "reconstruction_crc32": f"{c.recon_crc:08x}",
+    }

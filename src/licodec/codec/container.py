@@ -1,0 +1,461 @@
+"""The ``.lic`` container: serialise and parse, with every field validated.
+
+This module knows nothing about models or torch: it turns a :class:`Container`
+into bytes and back. The byte layout is documented in ``docs/format.md``; keep
+the two in step. Parsing never allocates more than the input's own size plus
+bounded constants before the sizes it reads have been checked, and every
+failure is a :class:`~licodec.errors.FormatError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from licodec.errors import FormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "MAX_ICC_BYTES",
+    "MAX_PIXELS",
+    "MAX_TILE_SIDE",
+    "AlphaMethod",
+    "ColourMode",
+    "Container",
+    "TileRecord",
+    "decode_varint",
+    "encode_varint",
+    "latent_shape_bound",
+    "parse",
+    "serialise",
+    "tile_rects",
+]
+
+#: Two magic bytes: 0x89 keeps text files (and 7-bit transports) from matching.
+MAGIC = b"\x89L"
+FORMAT_VERSION = 1
+#: Default bound on width * height that the parser accepts (about 268 Mpixel).
+MAX_PIXELS = 1 << 28
+#: Largest tile side the format allows; bounds the memory one tile decode needs.
+MAX_TILE_SIDE = 4096
+#: Largest ICC profile carried (real profiles are a few kB up to ~1 MB).
+MAX_ICC_BYTES = 16 << 20
+#: Longest model id accepted.
+MAX_MODEL_ID = 64
+
+METRICS = ("mse", "ms-ssim", None)  # code 0, 1, 2 (= unspecified); 3 is reserved
+_MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+_MIN_FILE = len(MAGIC) + 1 + 1 + 1 + 1 + 8 + 1 + 1 + 4 + 4  # smallest conceivable file
+
+
+class ColourMode(IntEnum):
+    """How the decoded colour planes map back to an image mode."""
+
+    RGB = 0
+    L = 1  # coded once through the RGB model (replicated), restored as L
+    RGBA = 2
+    LA = 3
+
+    @property
+    def has_alpha(self) -> bool:
+        return self in (ColourMode.RGBA, ColourMode.LA)
+
+    @property
+    def channels(self) -> int:
+        """Channels of the lossy part of the decoded image (1 or 3)."""
+        return 1 if self in (ColourMode.L, ColourMode.LA) else 3
+
+    @property
+    def pil_mode(self) -> str:
+        return self.name
+
+
+class AlphaMethod(IntEnum):
+    """How the lossless alpha plane is stored."""
+
+    CONSTANT = 0  # one byte: every pixel has this alpha
+    ZLIB = 1  # zlib stream of the raw plane (row-major, 1 byte per pixel)
+    PNG = 2  # a grayscale PNG of the plane
+
+
+@dataclass(frozen=True)
+class TileRecord:
+    """One tile's entropy-coded payload: the model's z and y streams and z's shape."""
+
+    z_shape: tuple[int, int]
+    z_stream: bytes
+    y_stream: bytes
+
+
+@dataclass
+class Container:
+    """Everything a ``.lic`` file holds, in decoded form."""
+
+    model_id: str
+    weights_digest: bytes
+    width: int
+    height: int
+    colour: ColourMode
+    tiles: list[TileRecord]
+    recon_crc: int
+    quality: int = 0
+    metric: str | None = None
+    tile_size: tuple[int, int] | None = None  # (tile_w, tile_h); None = one tile
+    icc_profile: bytes | None = None
+    alpha_method: AlphaMethod | None = None
+    alpha_data: bytes | None = None
+    version: int = FORMAT_VERSION
+    #: Byte counts filled in by :func:`parse` / :func:`serialise` (informational).
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of model streams (what the entropy coder produced)."""
+        return sum(len(t.z_stream) + len(t.y_stream) for t in self.tiles)
+
+
+# -- varints -------------------------------------------------------------------
+
+
+def encode_varint(value: int) -> bytes:
+    """Unsigned LEB128 (7 bits per byte, low group first)."""
+    if value < 0:
+        raise ValueError(f"varint must be >= 0, got {value}")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def decode_varint(data: bytes | memoryview, pos: int, what: str, limit: int) -> tuple[int, int]:
+    """Read one varint at ``pos``; it must be canonical and ``<= limit``."""
+    value = 0
+    shift = 0
+    start = pos
+    while True:
+        if pos >= len(data):
+            raise FormatError(f"file is truncated (in the {what} field)")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if value > limit:
+            raise FormatError(f"{what} is out of range (more than {limit})")
+        if not byte & 0x80:
+            if byte == 0 and pos - start > 1:
+                raise FormatError(f"{what} is not canonically encoded")
+            return value, pos
+        shift += 7
+        if pos - start >= 10:
+            raise FormatError(f"{what} is out of range (varint too long)")
+
+
+# -- geometry ------------------------------------------------------------------
+
+
+def tile_rects(
+    width: int, height: int, tile_size: tuple[int, int] | None
+) -> list[tuple[int, int, int, int]]:
+    """``(x, y, w, h)`` of every tile in raster order; edge tiles are smaller."""
+    if tile_size is None:
+        return [(0, 0, width, height)]
+    tw, th = tile_size
+    rects = []
+    for y in range(0, height, th):
+        for x in range(0, width, tw):
+            rects.append((x, y, min(tw, width - x), min(th, height - y)))
+    return rects
+
+
+def latent_shape_bound(h: int, w: int) -> tuple[int, int]:
+    """Largest z shape the format accepts for an ``h`` x ``w`` tile.
+
+    Every supported model downsamples z by at least 16 after padding its input
+    to a multiple of at most 256, so z has at most ``ceil(h / 16) + 16`` rows.
+    The bound keeps a crafted file from making the decoder allocate a latent
+    far larger than its declared image.
+    """
+    return (math.ceil(h / 16) + 16, math.ceil(w / 16) + 16)
+
+
+# -- serialise -------------------------------------------------------------------
+
+
+def _metric_code(metric: str | None) -> int:
+    try:
+        return METRICS.index(metric)
+    except ValueError:
+        return 2  # unknown metric names are stored as "unspecified"
+
+
+def serialise(c: Container) -> bytes:
+    """Bytes of ``c`` (format version 1). Raises ValueError on out-of-range fields."""
+    mid = c.model_id.encode("ascii")
+    if not (1 <= len(mid) <= MAX_MODEL_ID) or not _MODEL_ID_RE.match(c.model_id):
+        raise ValueError(f"model id {c.model_id!r} is not a valid format id")
+    if len(c.weights_digest) != 8:
+        raise ValueError("weights digest must be 8 bytes")
+    if not 0 <= c.quality <= 63:
+        raise ValueError(f"quality {c.quality} does not fit the format (0..63)")
+    if c.width < 1 or c.height < 1:
+        raise ValueError("image must be at least 1x1")
+    rects = tile_rects(c.width, c.height, c.tile_size)
+    if len(rects) != len(c.tiles):
+        raise ValueError(f"{len(c.tiles)} tile records for a grid of {len(rects)} tiles")
+    if c.colour.has_alpha != (c.alpha_method is not None and c.alpha_data is not None):
+        raise ValueError("alpha data must be present exactly when the colour mode has alpha")
+
+    flags = int(c.colour) & 0x3
+    if c.icc_profile is not None:
+        flags |= 0x4
+    if c.tile_size is not None:
+        flags |= 0x8
+    if len(mid) <= 15:
+        flags |= len(mid) << 4
+    out = bytearray(MAGIC)
+    out.append(FORMAT_VERSION)
+    out.append(flags)
+    out.append((c.quality & 0x3F) | (_metric_code(c.metric) << 6))
+    if len(mid) > 15:
+        out.append(len(mid))
+    out += mid
+    out += c.weights_digest
+    out += encode_varint(c.width)
+    out += encode_varint(c.height)
+    if c.tile_size is not None:
+        out += encode_varint(c.tile_size[0])
+        out += encode_varint(c.tile_size[1])
+    if c.icc_profile is not None:
+        icc = zlib.compress(c.icc_profile, 9)
+        out += encode_varint(len(icc))
+        out += icc
+    if c.colour.has_alpha:
+        assert c.alpha_method is not None and c.alpha_data is not None
+        out.append(int(c.alpha_method))
+        out += encode_varint(len(c.alpha_data))
+        out += c.alpha_data
+    header_end = len(out)
+    for i, t in enumerate(c.tiles):
+        if not t.z_stream or not t.y_stream:
+            raise ValueError("model streams must not be empty")
+        out += encode_varint(t.z_shape[0])
+        out += encode_varint(t.z_shape[1])
+        out += encode_varint(len(t.z_stream))
+        if i < len(c.tiles) - 1:
+            out += encode_varint(len(t.y_stream))
+    out += (c.recon_crc & 0xFFFFFFFF).to_bytes(4, "little")
+    table_end = len(out)
+    for t in c.tiles:
+        out += t.z_stream
+        out += t.y_stream
+    out += zlib.crc32(out).to_bytes(4, "little")
+    c.stats = {
+        "file_bytes": len(out),
+        "header_bytes": header_end,
+        "tile_table_bytes": table_end - header_end,
+        "payload_bytes": c.payload_bytes,
+        "overhead_bytes": len(out) - c.payload_bytes,
+    }
+    return bytes(out)
+
+
+# -- parse -----------------------------------------------------------------------
+
+
+def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> Container:
+    """Parse and validate a ``.lic`` file; raise :class:`FormatError` on anything wrong.
+
+    Checks, in order: size, magic, version, the CRC32 over the whole file, then
+    every field against its bound. ``max_pixels`` bounds the declared
+    width * height (raise it explicitly for gigantic images).
+    """
+    buf = bytes(data)
+    n = len(buf)
+    if n == 0:
+        raise FormatError("file is empty")
+    if n < len(MAGIC) or buf[: len(MAGIC)] != MAGIC:
+        raise FormatError("not a licodec file (wrong magic bytes)")
+    if n < len(MAGIC) + 1:
+        raise FormatError("file is truncated (no format version)")
+    version = buf[len(MAGIC)]
+    if version == 0:
+        raise FormatError("not a licodec file (format version 0)")
+    if version > FORMAT_VERSION:
+        raise FormatError(
+            f"file uses format version {version}, newer than this licodec reads "
+            f"({FORMAT_VERSION}); upgrade licodec"
+        )
+    if n < _MIN_FILE:
+        raise FormatError(f"file is truncated ({n} bytes)")
+    stored_crc = int.from_bytes(buf[-4:], "little")
+    if zlib.crc32(memoryview(buf)[:-4]) != stored_crc:
+        raise FormatError("file is truncated or corrupt (CRC32 mismatch)")
+    end = n - 4  # everything below reads within buf[:end]
+    body = memoryview(buf)[:end]
+    pos = len(MAGIC) + 1
+
+    flags = body[pos]
+    qm = body[pos + 1]
+    pos += 2
+    colour = ColourMode(flags & 0x3)
+    has_icc = bool(flags & 0x4)
+    tiled = bool(flags & 0x8)
+    id_len = flags >> 4
+    if id_len == 0:
+        if pos >= end:
+            raise FormatError("file is truncated (in the model id)")
+        id_len = body[pos]
+        pos += 1
+        if id_len <= 15:
+            raise FormatError("model id length is not canonically encoded")
+        if id_len > MAX_MODEL_ID:
+            raise FormatError(f"model id is too long ({id_len} bytes)")
+    quality = qm & 0x3F
+    metric_code = qm >> 6
+    if metric_code == 3:
+        raise FormatError("reserved metric code 3")
+    metric = METRICS[metric_code]
+    if pos + id_len + 8 > end:
+        raise FormatError("file is truncated (in the model id)")
+    raw_id = bytes(body[pos : pos + id_len])
+    pos += id_len
+    try:
+        model_id = raw_id.decode("ascii")
+    except UnicodeDecodeError:
+        raise FormatError("model id is not ASCII") from None
+    if not _MODEL_ID_RE.match(model_id):
+        raise FormatError(f"model id {model_id!r} contains invalid characters")
+    digest = bytes(body[pos : pos + 8])
+    pos += 8
+
+    width, pos = decode_varint(body, pos, "width", max_pixels)
+    height, pos = decode_varint(body, pos, "height", max_pixels)
+    if width < 1 or height < 1:
+        raise FormatError(f"image size {width}x{height} is empty")
+    if width * height > max_pixels:
+        raise FormatError(
+            f"declared image size {width}x{height} exceeds the limit of {max_pixels} pixels"
+        )
+    tile_size: tuple[int, int] | None = None
+    if tiled:
+        tw, pos = decode_varint(body, pos, "tile width", MAX_TILE_SIDE)
+        th, pos = decode_varint(body, pos, "tile height", MAX_TILE_SIDE)
+        if tw < 1 or th < 1:
+            raise FormatError(f"tile size {tw}x{th} is empty")
+        if tw > width or th > height or (tw == width and th == height):
+            raise FormatError(f"tile size {tw}x{th} does not fit image {width}x{height}")
+        tile_size = (tw, th)
+    elif width > MAX_TILE_SIDE or height > MAX_TILE_SIDE:
+        raise FormatError(f"untiled image {width}x{height} exceeds the tile limit")
+    n_tiles = math.ceil(width / tile_size[0]) * math.ceil(height / tile_size[1]) if tile_size else 1
+    # Every tile costs at least 4 table bytes and 2 stream bytes: a cheap bound
+    # on the tile count that comes before any per-tile allocation.
+    if n_tiles * 6 + 3 > end - pos:
+        raise FormatError(f"file is too short for its {n_tiles} tiles")
+
+    icc: bytes | None = None
+    if has_icc:
+        icc_len, pos = decode_varint(body, pos, "ICC chunk length", end - pos)
+        if icc_len == 0:
+            raise FormatError("ICC chunk is empty")
+        icc = _inflate(body[pos : pos + icc_len], MAX_ICC_BYTES, "ICC profile")
+        pos += icc_len
+
+    alpha_method: AlphaMethod | None = None
+    alpha_data: bytes | None = None
+    if colour.has_alpha:
+        if pos >= end:
+            raise FormatError("file is truncated (in the alpha chunk)")
+        try:
+            alpha_method = AlphaMethod(body[pos])
+        except ValueError:
+            raise FormatError(f"unknown alpha method {body[pos]}") from None
+        pos += 1
+        alpha_len, pos = decode_varint(body, pos, "alpha chunk length", end - pos)
+        if alpha_len == 0:
+            raise FormatError("alpha chunk is empty")
+        if alpha_method is AlphaMethod.CONSTANT and alpha_len != 1:
+            raise FormatError("constant alpha chunk must be 1 byte")
+        alpha_data = bytes(body[pos : pos + alpha_len])
+        pos += alpha_len
+    header_end = pos
+
+    rects = tile_rects(width, height, tile_size)
+    entries: list[tuple[int, int, int, int]] = []
+    for i, (_, _, tw_i, th_i) in enumerate(rects):
+        bh, bw = latent_shape_bound(th_i, tw_i)
+        zh, pos = decode_varint(body, pos, f"tile {i} latent height", bh)
+        zw, pos = decode_varint(body, pos, f"tile {i} latent width", bw)
+        if zh < 1 or zw < 1:
+            raise FormatError(f"tile {i} latent shape {zh}x{zw} is empty")
+        zlen, pos = decode_varint(body, pos, f"tile {i} z stream length", end - pos)
+        ylen = -1
+        if i < len(rects) - 1:
+            ylen, pos = decode_varint(body, pos, f"tile {i} y stream length", end - pos)
+        entries.append((zh, zw, zlen, ylen))
+    if pos + 4 > end:
+        raise FormatError("file is truncated (in the reconstruction checksum)")
+    recon_crc = int.from_bytes(body[pos : pos + 4], "little")
+    pos += 4
+    table_end = pos
+
+    tiles: list[TileRecord] = []
+    for i, (zh, zw, zlen, ylen) in enumerate(entries):
+        if ylen < 0:  # the last y stream runs to the CRC
+            ylen = end - pos - zlen
+        if zlen < 1 or ylen < 1 or pos + zlen + ylen > end:
+            raise FormatError(f"tile {i} streams overrun the file (truncated or corrupt)")
+        z = bytes(body[pos : pos + zlen])
+        pos += zlen
+        y = bytes(body[pos : pos + ylen])
+        pos += ylen
+        tiles.append(TileRecord((zh, zw), z, y))
+    if pos != end:
+        raise FormatError(f"{end - pos} unexpected bytes after the last tile")
+
+    c = Container(
+        model_id=model_id,
+        weights_digest=digest,
+        width=width,
+        height=height,
+        colour=colour,
+        tiles=tiles,
+        recon_crc=recon_crc,
+        quality=quality,
+        metric=metric,
+        tile_size=tile_size,
+        icc_profile=icc,
+        alpha_method=alpha_method,
+        alpha_data=alpha_data,
+        version=version,
+    )
+    c.stats = {
+        "file_bytes": n,
+        "header_bytes": header_end,
+        "tile_table_bytes": table_end - header_end,
+        "payload_bytes": c.payload_bytes,
+        "overhead_bytes": n - c.payload_bytes,
+    }
+    return c
+
+
+def _inflate(data: bytes | memoryview, limit: int, what: str) -> bytes:
+    """zlib-decompress at most ``limit`` bytes; the stream must end exactly."""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(bytes(data), limit)
+    except zlib.error:
+        raise FormatError(f"{what} chunk is corrupt") from None
+    if d.unconsumed_tail or not d.eof or d.unused_data:
+        raise FormatError(f"{what} chunk is corrupt or larger than {limit} bytes")
+    if not out:
+        raise FormatError(f"{what} chunk is empty")
+    return out
