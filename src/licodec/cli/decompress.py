@@ -49,9 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from licodec.codec.cli_support import (
         LazyBar,
         apply_threads,
+        for_each_file,
         named,
-        progress_bar,
-        report_error,
     )
     from licodec.codec.container import MAX_PIXELS
     from licodec.codec.files import (
@@ -102,13 +101,4 @@ def run(args: argparse.Namespace) -> int:
     if not many:
         one(inputs[0], outputs[0], True)
         return rc
-    with progress_bar(len(inputs), "decompress", args.quiet, unit="image") as update:
-        for k, (inp, out) in enumerate(zip(inputs, outputs)):
-            try:
-                one(inp, out, False)
-            except LicodecError as exc:
-                report_error(exc)
-                rc = rc or exc.exit_code
-            if update is not None:
-                update(k + 1, len(inputs))
-    return rc
+    return for_each_file(inputs, outputs, one, "decompress", args.quiet)

@@ -130,3 +130,30 @@ def named(exc: Exception, name: str) -> Exception:
 
 def report_error(exc: Exception) -> None:
     print(f"licodec: error: {exc}", file=sys.stderr)
+
+
+def for_each_file(
+    inputs: list[str],
+    outputs: list[str],
+    one: Callable[[str, str, bool], None],
+    label: str,
+    quiet: bool,
+) -> int:
+    """Run ``one(input, output, False)`` over several files with a progress bar.
+
+    A failing file does not stop the rest: each error is reported and the
+    first error's exit code is returned.
+    """
+    from licodec.errors import EXIT_OK, LicodecError
+
+    rc = EXIT_OK
+    with progress_bar(len(inputs), label, quiet, unit="image") as update:
+        for k, (inp, out) in enumerate(zip(inputs, outputs)):
+            try:
+                one(inp, out, False)
+            except LicodecError as exc:
+                report_error(exc)
+                rc = rc or exc.exit_code
+            if update is not None:
+                update(k + 1, len(inputs))
+    return rc
