@@ -5,23 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from codec_helpers import photo
 from PIL import Image
 
 
 def smooth_image(height: int, width: int, seed: int) -> np.ndarray:
-    """A deterministic photo-like RGB image: smooth random fields plus a little grain."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.uniform(0, 255, size=(max(2, height // 8), max(2, width // 8), 3))
-    planes = [
-        np.asarray(
-            Image.fromarray(coarse[..., c].astype(np.float32), mode="F").resize(
-                (width, height), Image.BICUBIC
-            )
-        )
-        for c in range(3)
-    ]
-    img = np.stack(planes, axis=-1) + rng.normal(0, 4, size=(height, width, 3))
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    """A deterministic photo-like RGB image (the codec tests' generator)."""
+    return photo(height, width, seed)
 
 
 def write_images(directory: Path, count: int, height: int, width: int, seed: int = 0) -> list[Path]:
