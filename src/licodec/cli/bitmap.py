@@ -69,12 +69,17 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is None and args.model is None:
         raise InputError("give --model NAME (with --quality) or --weights FILE")
     rgb = load_rgb(args.image)
+    from licodec.eval.evaluate import is_variable_rate
+
+    vr_file = bool(args.weights) and is_variable_rate(args.weights)
     points = resolve_points(
         args.model,
-        [args.quality] if args.quality is not None and not args.weights else None,
+        [args.quality] if args.quality is not None and (vr_file or not args.weights) else None,
         [args.weights] if args.weights else None,
     )
     point = points[0]
+    if vr_file and args.quality is None:
+        raise InputError(f"{args.weights} is variable-rate: give --quality")
     if args.weights and args.quality is not None and point.quality not in (None, args.quality):
         raise InputError(
             f"--quality {args.quality} does not match {args.weights} (q{point.quality})"
@@ -84,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from licodec.zoo.weights import load_weights
 
     model, _ = load_weights(point.weights)
-    bm = likelihood_map(model, rgb, args.tile_size)
+    rate = point.quality - 1 if point.variable_rate and point.quality else None
+    bm = likelihood_map(model, rgb, args.tile_size, rate)
     include_z = args.z == "spread"
     title = args.title or f"{Path(args.image).name}: {point.label}"
     render_bitmap(

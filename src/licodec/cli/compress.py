@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
         "--model", metavar="NAME", help="model id, e.g. stf (default: the shipped default)"
     )
     parser.add_argument(
-        "--quality", type=int, metavar="Q", help="quality index of the shipped weights"
+        "--quality", type=int, metavar="Q", help="quality index: of the shipped weights, or the rate of a variable-rate model"
     )
     parser.add_argument(
         "--weights", metavar="FILE", help="weights file in licodec's format (overrides the zoo)"

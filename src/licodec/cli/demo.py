@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("image", nargs="?", help="image to code (default: a generated 768x512 picture)")
     p.add_argument("--model", help="model id of the shipped weights")
-    p.add_argument("--quality", type=int, help="quality index of the shipped weights")
+    p.add_argument("--quality", type=int, help="quality index: of the shipped weights, or the rate of a variable-rate model")
     p.add_argument("--weights", help="weights file instead of the shipped ones")
     p.add_argument("-o", "--output", help="also write the decoded image here")
     p.set_defaults(func=run)

@@ -109,6 +109,22 @@ class LoadedModel:
     def pad_multiple(self) -> int:
         return int(getattr(self.module, "pad_multiple", 64))
 
+    @property
+    def num_rates(self) -> int:
+        """Operating points of a variable-rate model (0 = fixed rate)."""
+        return int(getattr(self.module, "num_rates", 0) or 0)
+
+    def rate_kwargs(self, quality: int | None = None) -> dict[str, int]:
+        """``rate=`` for the model's compress/decompress at ``quality`` (default: ours)."""
+        if not self.num_rates:
+            return {}
+        q = self.quality if quality is None else quality
+        if not 1 <= q <= self.num_rates:
+            raise ModelError(
+                f"{self.arch} is variable-rate: quality must be 1..{self.num_rates}, got {q}"
+            )
+        return {"rate": q - 1}
+
 
 def _digest(module: Any) -> bytes:
     from licodec.zoo.weights import weights_digest
@@ -170,7 +186,13 @@ def resolve_model(
         return _from_module(model, quality, metric)
     if model is not None:
         _check_model_name(model)
-    return _from_weights_file(find_pretrained(model, quality, metric))
+    from licodec.zoo.pretrained import resolve_entry
+
+    entry = resolve_entry(model, quality, metric)
+    lm = _from_weights_file(entry.path)
+    if lm.num_rates:
+        lm.quality = entry.quality
+    return lm
 
 
 # -- results ---------------------------------------------------------------------
@@ -301,11 +323,12 @@ class Codec:
         crc = 0
         sse = 0.0
         model = lm.module
+        rate = lm.rate_kwargs()
         with torch.inference_mode():
             for i, (x, y, w, h) in enumerate(rects):
                 xt = _to_tensor(src.rgb_tile(x, y, w, h))
                 try:
-                    out = model.compress(xt)
+                    out = model.compress(xt, **rate)
                     strings = out["strings"]
                     shape = tuple(int(s) for s in out["shape"])
                     if (
@@ -318,7 +341,9 @@ class Codec:
                             f"{lm.arch}.compress returned an unsupported stream layout"
                         )
                     y_stream, z_stream = bytes(strings[0][0]), bytes(strings[1][0])
-                    x_hat = model.decompress([[y_stream], [z_stream]], shape, (h, w))["x_hat"]
+                    x_hat = model.decompress([[y_stream], [z_stream]], shape, (h, w), **rate)[
+                        "x_hat"
+                    ]
                 except ModelError:
                     raise
                 except RuntimeError as exc:
@@ -406,6 +431,8 @@ class Codec:
                     lm_opt = self._encoder
                 else:
                     lm_opt = _from_weights_file(find_pretrained(c.model_id, c.quality, c.metric))
+                    if lm_opt.num_rates:
+                        lm_opt.quality = c.quality
                 self._decoders[key] = lm_opt
             lm = lm_opt
         if lm.arch != c.model_id:
@@ -434,10 +461,13 @@ class Codec:
         rects = tile_rects(c.width, c.height, c.tile_size)
         crc = 0
         model = lm.module
+        rate = lm.rate_kwargs(c.quality)
         with torch.inference_mode():
             for i, ((x, y, w, h), t) in enumerate(zip(rects, c.tiles)):
                 try:
-                    x_hat = model.decompress([[t.y_stream], [t.z_stream]], t.z_shape, (h, w))[
+                    x_hat = model.decompress(
+                        [[t.y_stream], [t.z_stream]], t.z_shape, (h, w), **rate
+                    )[
                         "x_hat"
                     ]
                 except (RuntimeError, ValueError, IndexError, OverflowError) as exc:

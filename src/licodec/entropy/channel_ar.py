@@ -12,9 +12,17 @@ The slice loop is written once (:meth:`ChannelARModel._slice_loop`); training,
 ``compress`` and ``decompress`` differ only in how one slice is quantized, so
 the encoder and the decoder cannot drift apart.
 
-Reference:
+With ``num_rates > 0`` the codec is variable-rate: per-rate channel gains
+scale ``y`` before quantization and undo it before synthesis (and likewise
+for ``z``), so one set of weights serves every rate; ``rate`` then selects
+the operating point in :meth:`~ChannelARModel.forward`,
+:meth:`~ChannelARModel.compress` and :meth:`~ChannelARModel.decompress`.
+
+References:
     D. Minnen and S. Singh, "Channel-wise autoregressive entropy models for
     learned image compression", ICIP 2020.
+    Z. Cui et al., "Asymmetric gained deep image compression with continuous
+    rate adaptation", CVPR 2021 (the gain units).
 """
 
 from __future__ import annotations
@@ -85,6 +93,7 @@ class ChannelARModel(CompressionModel):
         hidden: Sequence[int],
         z_channels: int = 192,
         support_attention: Callable[[int], nn.Module] | None = None,
+        num_rates: int = 0,
     ) -> None:
         """Create the slice transforms, the entropy bottleneck and the Gaussian conditional.
 
@@ -96,6 +105,8 @@ class ChannelARModel(CompressionModel):
             z_channels: channels of ``z``.
             support_attention: builds a module applied to each slice's
                 support (TCM's SWAtten), given its channel count.
+            num_rates: 0 for a fixed-rate model; otherwise the number of
+                operating points of a variable-rate one (gain units).
         """
         if M % num_slices:
             raise ValueError(f"M={M} is not divisible by num_slices={num_slices}")
@@ -129,6 +140,40 @@ class ChannelARModel(CompressionModel):
             )
         self.entropy_bottleneck = EntropyBottleneck(z_channels)
         self.gaussian_conditional = GaussianConditional(None)
+        self.num_rates = int(num_rates)
+        if self.num_rates < 0:
+            raise ValueError(f"num_rates must be >= 0, got {num_rates}")
+        if self.num_rates:
+            # Log-gains: zeros = identity, so fixed-rate weights are a valid start.
+            self.gain_y = nn.Parameter(torch.zeros(self.num_rates, M))
+            self.inv_gain_y = nn.Parameter(torch.zeros(self.num_rates, M))
+            self.gain_z = nn.Parameter(torch.zeros(self.num_rates, z_channels))
+            self.inv_gain_z = nn.Parameter(torch.zeros(self.num_rates, z_channels))
+
+    # -- variable rate ----------------------------------------------------------
+
+    def _gains(self, rate: int | Tensor | None, batch: int) -> tuple[Tensor, ...] | None:
+        """(gain_y, inv_gain_y, gain_z, inv_gain_z) as (B, C, 1, 1) factors, or None."""
+        if not self.num_rates:
+            if rate is not None:
+                raise ValueError("this model is fixed-rate: do not pass rate")
+            return None
+        if rate is None:
+            raise ValueError(f"variable-rate model: pass rate in 0..{self.num_rates - 1}")
+        if isinstance(rate, Tensor):
+            idx = rate.to(device=self.gain_y.device, dtype=torch.long).reshape(-1)
+            if idx.numel() == 1:
+                idx = idx.expand(batch)
+            lo, hi = int(idx.min()), int(idx.max())
+        else:
+            idx = torch.full((batch,), int(rate), dtype=torch.long, device=self.gain_y.device)
+            lo = hi = int(rate)
+        if idx.numel() != batch or lo < 0 or hi >= self.num_rates:
+            raise ValueError(f"rate must be in 0..{self.num_rates - 1} (one per image), got {rate}")
+        return tuple(
+            torch.exp(p[idx])[:, :, None, None]
+            for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
+        )
 
     # -- transforms supplied by the model -----------------------------------
 
@@ -205,15 +250,26 @@ class ChannelARModel(CompressionModel):
 
     # -- CompressAI model contract --------------------------------------------
 
-    def forward(self, x: Tensor) -> dict[str, Any]:
-        """Reconstruction (unclamped) and likelihoods of ``y`` and ``z``."""
+    def forward(self, x: Tensor, rate: int | Tensor | None = None) -> dict[str, Any]:
+        """Reconstruction (unclamped) and likelihoods of ``y`` and ``z``.
+
+        ``rate``: the operating point of a variable-rate model, one for the
+        batch or one per image.
+        """
         size = (x.shape[-2], x.shape[-1])
+        gains = self._gains(rate, x.shape[0])
         xp, pads = self._pad(x)
         y = self.analysis(xp)
+        if gains is not None:
+            y = y * gains[0]
         z = self.h_a(y)
+        if gains is not None:
+            z = z * gains[2]
         _, z_likelihoods = self.entropy_bottleneck(z)
         medians = self._z_medians()
         z_hat = ste_round(z - medians) + medians
+        if gains is not None:
+            z_hat = z_hat * gains[3]
         latent_means, latent_scales = self._hyper_synthesis(z_hat)
 
         y_slices = y.chunk(self.num_slices, dim=1)
@@ -225,6 +281,8 @@ class ChannelARModel(CompressionModel):
             return ste_round(y_slices[k] - mu) + mu
 
         y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step)
+        if gains is not None:
+            y_hat = y_hat * gains[1]
         x_hat = self._crop(self.synthesis(y_hat), size, pads)
         return {
             "x_hat": x_hat,
@@ -242,15 +300,22 @@ class ChannelARModel(CompressionModel):
         )
 
     @torch.no_grad()
-    def compress(self, x: Tensor) -> dict[str, Any]:
+    def compress(self, x: Tensor, rate: int | None = None) -> dict[str, Any]:
         """Entropy-code ``x``: one y stream for the batch, one z stream per image."""
         size = (x.shape[-2], x.shape[-1])
+        gains = self._gains(rate, x.shape[0])
         cdf, cdf_lengths, offsets = self._coder_tables()
         xp, _ = self._pad(x)
         y = self.analysis(xp)
+        if gains is not None:
+            y = y * gains[0]
         z = self.h_a(y)
+        if gains is not None:
+            z = z * gains[2]
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        if gains is not None:
+            z_hat = z_hat * gains[3]
         latent_means, latent_scales = self._hyper_synthesis(z_hat)
 
         gc = self.gaussian_conditional
@@ -279,12 +344,16 @@ class ChannelARModel(CompressionModel):
         strings: Sequence[Sequence[bytes]],
         shape: Sequence[int],
         size: Sequence[int] | None = None,
+        rate: int | None = None,
     ) -> dict[str, Tensor]:
         """Decode what :meth:`compress` produced; ``size`` crops to the original image."""
         if len(strings) != 2 or len(strings[0]) != 1:
             raise ValueError("expected strings = [[y_stream], [z_stream per image]]")
+        gains = self._gains(rate, len(strings[1]))
         cdf, cdf_lengths, offsets = self._coder_tables()
         z_hat = self.entropy_bottleneck.decompress(list(strings[1]), tuple(shape))
+        if gains is not None:
+            z_hat = z_hat * gains[3]
         latent_means, latent_scales = self._hyper_synthesis(z_hat)
         y_size = (z_hat.shape[-2] * 4, z_hat.shape[-1] * 4)
 
@@ -299,6 +368,8 @@ class ChannelARModel(CompressionModel):
             return gc.dequantize(q, mu)
 
         y_hat = self._slice_loop(latent_means, latent_scales, y_size, step)
+        if gains is not None:
+            y_hat = y_hat * gains[1]
         x_hat = self.synthesis(y_hat).clamp_(0, 1)
         if size is not None:
             hw = (int(size[0]), int(size[1]))

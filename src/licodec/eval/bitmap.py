@@ -124,11 +124,14 @@ def _pads(model: Any, h: int, w: int) -> tuple[int, int, int, int]:
     return (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
 
 
-def likelihood_map(model: Any, rgb: np.ndarray, tile_size: int | None = None) -> BitMap:
+def likelihood_map(
+    model: Any, rgb: np.ndarray, tile_size: int | None = None, rate: int | None = None
+) -> BitMap:
     """Run ``model`` forward on an (H, W, 3) uint8 image, tile by tile as the codec would.
 
     ``tile_size`` defaults to the codec's default; the tile grid follows
-    :func:`licodec.codec.tiling.plan_tiles`.
+    :func:`licodec.codec.tiling.plan_tiles`. ``rate``: operating point of a
+    variable-rate model.
     """
     import torch
 
@@ -150,7 +153,7 @@ def likelihood_map(model: Any, rgb: np.ndarray, tile_size: int | None = None) ->
             tile = np.array(rgb[y0 : y0 + th, x0 : x0 + tw])  # writable copy for torch
             xt = torch.from_numpy(tile).permute(2, 0, 1)[None].float().div_(255)
             try:
-                out = model(xt)
+                out = model(xt) if rate is None else model(xt, rate)
                 lik_y = out["likelihoods"]["y"]
                 lik_z = out["likelihoods"]["z"]
             except (RuntimeError, KeyError, TypeError) as exc:

@@ -179,7 +179,11 @@ def _learned_panel(
     best: tuple[float, Any, Any] | None = None
     for point in points:
         progress(point.label)
-        codec = Codec(weights=point.weights, tile_size=tile_size or DEFAULT_TILE_SIZE)
+        codec = Codec(
+            weights=point.weights,
+            quality=point.quality if point.variable_rate else None,
+            tile_size=tile_size or DEFAULT_TILE_SIZE,
+        )
         result = codec.encode(rgb, keep_alpha=False, keep_reconstruction=True)
         bpp = 8.0 * len(result.data) / n_px
         score = abs(math.log(bpp / target_bpp)) if target_bpp else 0.0

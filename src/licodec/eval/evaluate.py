@@ -60,6 +60,13 @@ class OperatingPoint:
     lmbda: float | None = None
     metric: str | None = None
 
+    variable_rate: bool = False
+
+    @property
+    def key(self) -> str:
+        """Identifies the operating point: the weights, and the rate of a variable-rate file."""
+        return self.digest + (f"@q{self.quality}" if self.variable_rate else "")
+
     @property
     def label(self) -> str:
         if self.quality is not None:
@@ -72,7 +79,23 @@ class OperatingPoint:
         return d
 
 
-def _point_from_file(path: str | os.PathLike[str], model: str | None) -> OperatingPoint:
+def _rates_of(config: dict[str, Any]) -> list[int]:
+    """Qualities of a variable-rate weights file ([] for a fixed-rate one)."""
+    n = int((config.get("kwargs") or {}).get("num_rates", 0) or 0)
+    return list(range(1, n + 1))
+
+
+def is_variable_rate(path: str | os.PathLike[str]) -> bool:
+    """Whether the weights file at ``path`` holds a variable-rate model."""
+    from licodec.zoo.weights import read_config
+
+    return Path(path).is_file() and bool(_rates_of(read_config(path)))
+
+
+def _point_from_file(
+    path: str | os.PathLike[str], model: str | None, rate_quality: int | None = None
+) -> OperatingPoint:
+    """The point of a weights file; ``quality`` picks one rate of a variable-rate file."""
     from licodec.zoo.weights import read_config
 
     p = Path(path)
@@ -90,6 +113,13 @@ def _point_from_file(path: str | os.PathLike[str], model: str | None) -> Operati
     quality = config.get("quality")
     lmbda = config.get("lambda")
     metric = config.get("metric")
+    rates = _rates_of(config)
+    if rates:
+        quality = rate_quality
+        if quality is None or not 1 <= int(quality) <= len(rates):
+            raise InputError(f"{p} is variable-rate: give qualities in 1..{len(rates)}")
+        lambdas = config.get("lambdas") or []
+        lmbda = lambdas[int(quality) - 1] if len(lambdas) == len(rates) else None
     return OperatingPoint(
         weights=str(p.resolve()),
         arch=arch,
@@ -101,6 +131,7 @@ def _point_from_file(path: str | os.PathLike[str], model: str | None) -> Operati
         if isinstance(lmbda, (int, float)) and not isinstance(lmbda, bool)
         else None,
         metric=str(metric) if metric else None,
+        variable_rate=bool(rates),
     )
 
 
@@ -115,7 +146,6 @@ def resolve_points(
     the zoo's default) is looked up in the zoo for ``model``. A model name
     must be known; a weights file must hold that model.
     """
-    from licodec.codec.api import find_pretrained
     from licodec.zoo.registry import list_models
 
     if model is not None:
@@ -123,29 +153,36 @@ def resolve_points(
         if model not in known:
             raise ModelError(f"unknown model {model!r}; known models: {', '.join(known)}")
     if weights:
-        if qualities:
-            raise InputError("give --weights or --qualities, not both")
-        points = [_point_from_file(w, model) for w in weights]
+        from licodec.zoo.weights import read_config
+
+        points = []
+        for w in weights:
+            rates = _rates_of(read_config(w)) if Path(w).is_file() else []
+            if rates:  # a variable-rate file: the given qualities, or all of them
+                points += [_point_from_file(w, model, int(q)) for q in qualities or rates]
+            elif qualities:
+                raise InputError("--qualities only applies to variable-rate weights; "
+                                 f"{w} is fixed-rate")
+            else:
+                points.append(_point_from_file(w, model))
     else:
         if model is None:
             raise InputError("give --model NAME (with --qualities) or --weights FILE")
         for q in qualities or ():
             if not 0 <= int(q) <= 63:
                 raise InputError(f"quality must be in 0..63, got {q}")
-        paths = (
-            [find_pretrained(model, int(q)) for q in qualities]
-            if qualities
-            else [find_pretrained(model, None)]
-        )
-        points = [_point_from_file(p, model) for p in paths]
+        from licodec.zoo.pretrained import resolve_entry
+
+        found = [resolve_entry(model, int(q)) for q in qualities or [None]]  # type: ignore[list-item]
+        points = [_point_from_file(e.path, model, e.quality) for e in found]
     arches = {p.arch for p in points}
     if len(arches) > 1:
         raise ModelError(f"weights files hold different models ({', '.join(sorted(arches))})")
     seen: dict[str, str] = {}
     for p in points:
-        if p.digest in seen:
-            raise InputError(f"{p.weights} holds the same weights as {seen[p.digest]}")
-        seen[p.digest] = p.weights
+        if p.key in seen:
+            raise InputError(f"{p.weights} holds the same weights as {seen[p.key]}")
+        seen[p.key] = p.weights
     return points
 
 
@@ -164,13 +201,14 @@ class _Evaluator:
     def codec(self, point: OperatingPoint) -> Any:
         from licodec.codec.api import Codec
 
-        codec = self._codecs.get(point.digest)
+        codec = self._codecs.get(point.key)
         if codec is None:
-            codec = Codec(weights=point.weights, tile_size=self.tile_size)
+            q = point.quality if point.variable_rate else None
+            codec = Codec(weights=point.weights, quality=q, tile_size=self.tile_size)
             lm = codec.load()
             if lm.digest.hex() != point.digest:
                 raise ModelError(f"{point.weights} changed while evaluating (digest differs)")
-            self._codecs[point.digest] = codec
+            self._codecs[point.key] = codec
         return codec
 
     def image(self, path: str | Path) -> dict[str, Any]:
@@ -212,8 +250,8 @@ class _Evaluator:
         from licodec.eval.bitmap import likelihood_map
         from licodec.eval.metrics import image_metrics
 
-        model = self.codec(point).load().module
-        bm = likelihood_map(model, rgb, self.tile_size)
+        lm = self.codec(point).load()
+        bm = likelihood_map(lm.module, rgb, self.tile_size, lm.rate_kwargs().get("rate"))
         values: dict[str, Any] = dict(image_metrics(rgb, bm.reconstruction, 0))
         values["bpp"] = bm.bpp
         values["bpp-y"] = bm.y_bpp
@@ -283,7 +321,9 @@ def _check_existing(
     if meta.get("mode") != ("estimate" if estimate else "real"):
         raise OutputError(f"{path} was made in {meta.get('mode')} mode; {hint}")
     old_digests = [p.get("digest") for p in meta.get("points", []) if isinstance(p, dict)]
-    if old_digests != [p.digest for p in points]:
+    old_keys = [f"{p.get('digest')}" + (f"@q{p.get('quality')}" if p.get("variable_rate") else "")
+                for p in meta.get("points", []) if isinstance(p, dict)]
+    if old_digests != [p.digest for p in points] or old_keys != [p.key for p in points]:
         raise OutputError(f"{path} was made with other weights or another order of them; {hint}")
     if meta.get("tile_size") != tile_size:
         raise OutputError(f"{path} was made with tile size {meta.get('tile_size')}; {hint}")

@@ -41,6 +41,8 @@ class STF(ChannelARModel):
         hyper_a / hyper_s: hidden widths of the hyperprior transforms.
         slice_hidden: hidden widths of the slice transforms.
         z_channels: channels of ``z`` (192 = embed_dim * 4 in the paper).
+        num_rates: 0 = fixed rate; n > 0 = variable rate with n operating points
+            (gain units, see :class:`~licodec.entropy.ChannelARModel`).
     """
 
     pad_multiple = 64
@@ -59,6 +61,7 @@ class STF(ChannelARModel):
         hyper_s: tuple[int, int, int, int] = (240, 288, 336, 384),
         slice_hidden: tuple[int, ...] = (224, 176, 128, 64),
         z_channels: int | None = None,
+        num_rates: int = 0,
     ) -> None:
         super().__init__()
         if len(depths) != 4 or len(num_heads) != 4:
@@ -99,7 +102,9 @@ class STF(ChannelARModel):
         self.h_a = hyper_analysis(M, hyper_a, z_channels)
         self.h_mean_s = hyper_synthesis(z_channels, hyper_s, M)
         self.h_scale_s = hyper_synthesis(z_channels, hyper_s, M)
-        self.init_entropy_model(M, num_slices, num_slices // 2, slice_hidden, z_channels)
+        self.init_entropy_model(
+            M, num_slices, num_slices // 2, slice_hidden, z_channels, num_rates=num_rates
+        )
 
     def analysis(self, x: Tensor) -> Tensor:
         t = self.pos_drop(self.patch_embed(x))  # (B, H/2, W/2, C)

@@ -54,6 +54,8 @@ class TCM(ChannelARModel):
         atten_dim / atten_head_dim: SWAtten width (128) and head width (16).
         slice_hidden: hidden widths of the slice transforms (224, 128).
         z_channels: channels of ``z`` (192).
+        num_rates: 0 = fixed rate; n > 0 = variable rate with n operating points
+            (gain units, see :class:`~licodec.entropy.ChannelARModel`).
     """
 
     pad_multiple = 128
@@ -72,6 +74,7 @@ class TCM(ChannelARModel):
         atten_head_dim: int = 16,
         slice_hidden: tuple[int, ...] = (224, 128),
         z_channels: int = 192,
+        num_rates: int = 0,
     ) -> None:
         super().__init__()
         self.N = N
@@ -118,6 +121,7 @@ class TCM(ChannelARModel):
             support_attention=partial(
                 SWAtten, inner=atten_dim, head_dim=atten_head_dim, window=window
             ),
+            num_rates=num_rates,
         )
 
 

@@ -35,6 +35,8 @@ class WACNN(ChannelARModel):
         hyper_s: hidden widths of ``h_mean_s``/``h_scale_s`` (192, 224, 256, 288).
         slice_hidden: hidden widths of the slice transforms (224, 176, 128, 64).
         z_channels: channels of ``z`` (192).
+        num_rates: 0 = fixed rate; n > 0 = variable rate with n operating points
+            (gain units, see :class:`~licodec.entropy.ChannelARModel`).
     """
 
     pad_multiple = 64
@@ -51,6 +53,7 @@ class WACNN(ChannelARModel):
         hyper_s: tuple[int, int, int, int] = (192, 224, 256, 288),
         slice_hidden: tuple[int, ...] = (224, 176, 128, 64),
         z_channels: int = 192,
+        num_rates: int = 0,
     ) -> None:
         super().__init__()
         w4, w16 = windows
@@ -73,7 +76,9 @@ class WACNN(ChannelARModel):
         self.h_a = hyper_analysis(M, hyper_a, z_channels)
         self.h_mean_s = hyper_synthesis(z_channels, hyper_s, M)
         self.h_scale_s = hyper_synthesis(z_channels, hyper_s, M)
-        self.init_entropy_model(M, num_slices, max_support, slice_hidden, z_channels)
+        self.init_entropy_model(
+            M, num_slices, max_support, slice_hidden, z_channels, num_rates=num_rates
+        )
 
 
 register_model(
@@ -82,20 +87,32 @@ register_model(
     description="WACNN (N=192, M=320, 10 slices), 75.24 M parameters",
     paper="Zou et al., CVPR 2022",
 )
+_LITE = {
+    "N": 32,
+    "M": 128,
+    "num_slices": 4,
+    "max_support": 2,
+    "heads": 2,
+    "hyper_a": (128, 112, 96, 80),
+    "hyper_s": (64, 80, 96, 112),
+    "slice_hidden": (64, 48),
+    "z_channels": 64,
+}
 register_model(
     "wacnn-lite",
     WACNN,
-    description="WACNN reduced for CPU training (N=48, M=128, 4 slices), 4.5 GFLOP per 256x256",
+    description="WACNN reduced for CPU training (N=32, M=128, 4 slices, 2 heads), "
+    "3.0 GFLOP per 256x256",
     paper="Zou et al., CVPR 2022",
-    N=48,
-    M=128,
-    num_slices=4,
-    max_support=2,
-    heads=4,
-    hyper_a=(128, 112, 96, 80),
-    hyper_s=(64, 80, 96, 112),
-    slice_hidden=(64, 48),
-    z_channels=64,
+    **_LITE,
+)
+register_model(
+    "wacnn-lite-vr",
+    WACNN,
+    description="wacnn-lite with 6 rates in one model (gain units): qualities 1-6",
+    paper="Zou et al., CVPR 2022; Cui et al., CVPR 2021",
+    num_rates=6,
+    **_LITE,
 )
 register_model(
     "wacnn-tiny",

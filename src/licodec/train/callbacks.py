@@ -120,8 +120,12 @@ def validate_model(
     lmbda: float,
     metric: str,
     device: torch.device,
+    rate: int | None = None,
 ) -> dict[str, float]:
-    """Real bitstreams: update(force=True), compress, decompress; mean bpp and PSNR."""
+    """Real bitstreams: update(force=True), compress, decompress; mean bpp and PSNR.
+
+    ``rate``: the operating point of a variable-rate model.
+    """
     import torch.nn.functional as F
 
     net: Any = copy.deepcopy(model).to(device).eval()
@@ -137,12 +141,13 @@ def validate_model(
         if pad:
             ph, pw = (-h) % pad, (-w) % pad
             xin = F.pad(x, (0, pw, 0, ph), mode="constant", value=0.0)
-        enc = net.compress(xin)
+        kw = {} if rate is None else {"rate": rate}
+        enc = net.compress(xin, **kw)
         nbytes = sum(len(s) for group in enc["strings"] for s in group)
         if "size" in enc:
-            dec = net.decompress(enc["strings"], enc["shape"], enc["size"])
+            dec = net.decompress(enc["strings"], enc["shape"], enc["size"], **kw)
         else:
-            dec = net.decompress(enc["strings"], enc["shape"])
+            dec = net.decompress(enc["strings"], enc["shape"], **kw)
         x_hat = dec["x_hat"][..., :h, :w].clamp(0, 1)
         x_hat = torch.round(x_hat * 255.0) / 255.0  # what a saved 8-bit image holds
         mse = float(F.mse_loss(x_hat, x))
@@ -331,8 +336,10 @@ class RunMonitor(Callback):
         keys = ["val_bpp", "val_psnr", "val_mse", "val_loss", "val_seconds", "val_ms_ssim"]
         if trainer.is_global_zero:
             assert self.val_images is not None
-            vals = validate_model(module.model, self.val_images, module.cfg.lambda_,
-                                  module.cfg.metric, module.device)
+            cfg = module.cfg
+            rate = min(cfg.quality, cfg.num_rates) - 1 if cfg.num_rates else None
+            vals = validate_model(module.model, self.val_images, cfg.lambda_,
+                                  cfg.metric, module.device, rate)
             for i, k in enumerate(keys):
                 result[i] = vals.get(k, float("nan"))
         if trainer.world_size > 1:

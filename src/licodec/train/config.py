@@ -148,6 +148,29 @@ class TrainConfig:
             return float(self.lmbda)
         return recipe_lambda(self.model, self.metric, self.quality)
 
+    @property
+    def num_rates(self) -> int:
+        """Operating points of a variable-rate model (0 = fixed rate)."""
+        from licodec.zoo.registry import get_spec
+
+        try:
+            base = get_spec(self.model).kwargs
+        except KeyError:
+            base = {}
+        return int({**base, **self.model_kwargs}.get("num_rates", 0))
+
+    @property
+    def lambdas(self) -> list[float]:
+        """λ of every operating point: quality 1..n of the recipe for a variable-rate
+        model (``quality`` then only picks the validation point), else ``[lambda_]``."""
+        n = self.num_rates
+        if not n:
+            return [self.lambda_]
+        if self.lmbda is not None:
+            raise InputError("a variable-rate model takes its λs from the recipe table; "
+                             "do not set lmbda")
+        return [recipe_lambda(self.model, self.metric, q) for q in range(1, n + 1)]
+
     def milestone_steps(self) -> list[int]:
         """Milestones as step numbers (fractions are taken of ``steps``)."""
         return sorted(round(m * self.steps) if 0 < m < 1 else int(m) for m in self.milestones)

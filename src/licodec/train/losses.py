@@ -19,7 +19,6 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["RateDistortionLoss", "bpp_from_likelihoods", "ms_ssim_window"]
 
@@ -55,19 +54,24 @@ class RateDistortionLoss(torch.nn.Module):
             raise ValueError(f"unknown metric {metric!r}")
         self.lmbda, self.metric, self.win = float(lmbda), metric, ms_ssim_win
 
-    def forward(self, output: dict[str, Any], target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, output: dict[str, Any], target: torch.Tensor, lmbda: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``lmbda``: one λ per image (variable-rate training) instead of the fixed one."""
         n, _, h, w = target.shape
         x_hat = output["x_hat"].float()
         target = target.float()
         bpp = bpp_from_likelihoods(output["likelihoods"], n * h * w)
-        mse = F.mse_loss(x_hat, target)
+        per_mse = (x_hat - target).square().mean(dim=(1, 2, 3))
+        mse = per_mse.mean()
+        lam = torch.full_like(per_mse, self.lmbda) if lmbda is None else lmbda.float()
         out = {"bpp": bpp, "mse": mse}
         if self.metric == "mse":
-            out["loss"] = self.lmbda * 255.0**2 * mse + bpp
+            out["loss"] = (lam * per_mse).mean() * 255.0**2 + bpp
         else:
             from pytorch_msssim import ms_ssim
 
-            msssim = ms_ssim(x_hat, target, data_range=1.0, win_size=self.win)
-            out["ms_ssim"] = msssim
-            out["loss"] = self.lmbda * (1.0 - msssim) + bpp
+            per_ms = ms_ssim(x_hat, target, data_range=1.0, win_size=self.win, size_average=False)
+            out["ms_ssim"] = per_ms.mean()
+            out["loss"] = (lam * (1.0 - per_ms)).mean() + bpp
         return out

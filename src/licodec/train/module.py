@@ -115,6 +115,8 @@ class LitCompression(L.LightningModule):
         win = ms_ssim_window(cfg.crop, cfg.ms_ssim_win) if cfg.metric == "ms-ssim" else 11
         self.ms_ssim_win = win
         self.criterion = RateDistortionLoss(cfg.lambda_, cfg.metric, win)
+        # Variable rate: every image of a batch gets a random operating point.
+        self.lambdas = torch.tensor(cfg.lambdas) if cfg.num_rates else None
         self.lr_control = LRController(cfg)
         main, aux = split_parameters(model)
         if not aux:
@@ -209,8 +211,13 @@ class LitCompression(L.LightningModule):
                     if isinstance(strategy, ParallelStrategy) and not last
                     else contextlib.nullcontext())
         with sync_ctx:
-            out = self.model(x)
-            losses = self.criterion(out, x)
+            if self.lambdas is None:
+                out = self.model(x)
+                losses = self.criterion(out, x)
+            else:
+                rate = torch.randint(len(self.lambdas), (x.shape[0],))
+                out = self.model(x, rate.to(x.device))
+                losses = self.criterion(out, x, self.lambdas[rate].to(x.device))
             self.manual_backward(losses["loss"] / cfg.accumulate)
         vals = [losses["loss"].detach(), losses["bpp"].detach(), losses["mse"].detach()]
         self._accumulate(vals, losses)

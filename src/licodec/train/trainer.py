@@ -128,13 +128,32 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Any], str | None]:
     return sd, arch
 
 
+def _fixed_rate_of(arch: str, vr_arch: str) -> bool:
+    """Whether ``arch`` is the fixed-rate twin of the variable-rate ``vr_arch``."""
+    from licodec.zoo.registry import get_spec
+
+    try:
+        fixed, vr = dict(get_spec(arch).kwargs), dict(get_spec(vr_arch).kwargs)
+    except KeyError:
+        return False
+    return bool(vr.pop("num_rates", 0)) and not fixed.get("num_rates") and fixed == vr \
+        and get_spec(arch).builder is get_spec(vr_arch).builder
+
+
 def load_init_weights(model: Any, path: str, expected_arch: str) -> str:
     """Load weights for fine-tuning (--init); returns a description for the logs."""
     sd, arch = _read_state_dict(Path(path))
-    if arch and arch != expected_arch:
+    if arch and arch != expected_arch and not _fixed_rate_of(arch, expected_arch):
         raise ModelError(f"--init weights are for {arch!r}, but the model is {expected_arch!r}")
     try:
-        model.load_state_dict(sd, strict=True)
+        if getattr(model, "num_rates", 0):
+            # A fixed-rate model is a valid start for a variable-rate one (gains = 1).
+            missing, unexpected = model.load_state_dict(sd, strict=False)
+            gains = {"gain_y", "inv_gain_y", "gain_z", "inv_gain_z"}
+            if unexpected or set(missing) - gains:
+                raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        else:
+            model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()
         raise ModelError(f"--init weights do not fit {expected_arch}: "
@@ -241,8 +260,9 @@ def describe_run(cfg: TrainConfig, model: Any, index: Any) -> str:
     n_params = sum(p.numel() for p in model.parameters())
     return (
         f"model {cfg.model} ({n_params / 1e6:.2f} M parameters), quality {cfg.quality}, "
-        f"{cfg.metric} λ={cfg.lambda_:g}\n"
-        f"data: {index.describe()}; crops {cfg.crop}px, batch {cfg.batch_size}"
+        + (f"{cfg.metric} λ={cfg.lambda_:g}\n" if not cfg.num_rates else
+           f"{cfg.metric}, {cfg.num_rates} rates, λ={', '.join(f'{v:g}' for v in cfg.lambdas)}\n")
+        + f"data: {index.describe()}; crops {cfg.crop}px, batch {cfg.batch_size}"
         + (f" × {cfg.accumulate} accumulated" if cfg.accumulate > 1 else "")
         + f"\nschedule: {cfg.schedule}, lr {cfg.lr:g}, aux lr {cfg.aux_lr:g}, "
         f"{cfg.steps} steps, clip {cfg.clip:g}"
@@ -420,7 +440,7 @@ def run_training(
     if not trainer.is_global_zero:
         return result
     if cfg.export and step > 0:
-        meta = {
+        meta: dict[str, Any] = {
             "lambda": cfg.lambda_,
             "metric": cfg.metric,
             "quality": cfg.quality,
@@ -430,6 +450,9 @@ def run_training(
             "batch_size": cfg.batch_size * cfg.accumulate * trainer.world_size,
             "trainer": "licodec train",
         }
+        if cfg.num_rates:  # one file, every quality
+            meta.update({"quality": None, "lambda": None, "lambdas": cfg.lambdas,
+                         "qualities": list(range(1, cfg.num_rates + 1))})
         if cfg.init:
             meta["init"] = str(cfg.init)
         if monitor.last_val:

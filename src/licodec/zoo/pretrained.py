@@ -16,7 +16,7 @@ from typing import Any
 
 from licodec.errors import ModelError
 
-__all__ = ["NO_WEIGHTS", "ZooEntry", "default_entry", "entries", "resolve"]
+__all__ = ["NO_WEIGHTS", "ZooEntry", "default_entry", "entries", "resolve", "resolve_entry"]
 
 NO_WEIGHTS = (
     "no pretrained weights are installed; train one with `licodec train` or pass --weights FILE"
@@ -77,11 +77,19 @@ def default_entry() -> ZooEntry:
 
 def resolve(model: str | None, quality: int | None, metric: str | None = None) -> Path:
     """The shipped weights file for ``model`` / ``quality`` / ``metric`` (None = default)."""
+    return resolve_entry(model, quality, metric).path
+
+
+def resolve_entry(model: str | None, quality: int | None, metric: str | None = None) -> ZooEntry:
+    """The zoo entry for ``model`` / ``quality`` / ``metric`` (None = default).
+
+    A variable-rate file has one entry per quality, all naming the same file.
+    """
     found = entries()
     if not found:
         raise ModelError(NO_WEIGHTS)
     if model is None and quality is None and metric is None:
-        return default_entry().path
+        return default_entry()
     base = model or default_entry().arch
     cands = [e for e in found if e.arch == base or e.name == base]
     if metric is not None:
@@ -90,9 +98,9 @@ def resolve(model: str | None, quality: int | None, metric: str | None = None) -
         have = ", ".join(sorted({e.arch for e in found}))
         raise ModelError(f"no shipped weights for {base!r}{' (' + metric + ')' if metric else ''}; shipped: {have}")
     if quality is None:
-        return next((e for e in cands if e.default), cands[len(cands) // 2]).path
+        return next((e for e in cands if e.default), cands[len(cands) // 2])
     for e in cands:
         if e.quality == quality:
-            return e.path
+            return e
     qs = ", ".join(str(e.quality) for e in sorted(cands, key=lambda e: e.quality))
     raise ModelError(f"no shipped {base} weights at quality {quality}; available: {qs}")
