@@ -83,8 +83,11 @@ def test_resume_allows_runtime_changes_only():
     saved = resolve_config(flags=_flags()).to_dict()
     cfg = resolve_config(flags={"steps": 5000, "workers": 2}, resume_from=saved)
     assert cfg.steps == 5000 and cfg.workers == 2 and cfg.model == "tcm-s"
-    with pytest.raises(InputError, match="cannot change 'lr'"):
-        resolve_config(flags={}, sets=["lr=1e-3"], resume_from=saved)
+    with pytest.raises(InputError, match="cannot change 'crop'"):
+        resolve_config(flags={}, sets=["crop=64"], resume_from=saved)
+    # a lower learning rate for the last stretch, and a moved run directory, are fine
+    moved = resolve_config(flags={"out": "elsewhere/run"}, sets=["lr=1e-5"], resume_from=saved)
+    assert moved.lr == 1e-5 and moved.out == "elsewhere/run"
     with pytest.raises(InputError, match="cannot change 'quality'"):
         resolve_config(flags={"quality": 4}, resume_from=saved)
     # giving the same value again is fine

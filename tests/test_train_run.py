@@ -161,7 +161,7 @@ def test_cli_run_refuses_overwrite_and_resumes_longer(data, tmp_path):
             "--progress", "none", "--threads", "1", "--set", "ckpt_every=2"]
     assert main(argv) == 0
     assert main(argv) == 6  # OutputError: the run exists
-    assert main(["train", "--resume", str(run), "--lr", "1"]) == 3  # not changeable
+    assert main(["train", "--resume", str(run), "--crop", "32"]) == 3  # not changeable
     assert main(["train", "--resume", str(run), "--steps", "5", "--progress", "none"]) == 0
     assert _state(run / "checkpoints" / "last.ckpt")["global_step"] == 5
     from licodec.zoo.weights import read_config

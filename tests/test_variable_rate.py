@@ -94,13 +94,10 @@ def test_zero_gains_equal_the_fixed_rate_model() -> None:
     assert torch.equal(out["likelihoods"]["y"], ref["likelihoods"]["y"])
 
 
-def test_registered_variable_rate_variants_are_twins_of_fixed_ones() -> None:
-    vr = [n for n in list_models() if n.endswith("-vr")]
-    assert "wacnn-lite-vr" in vr
-    for name in vr:
-        kw = dict(get_spec(name).kwargs)
-        assert kw.pop("num_rates") == 6
-        assert kw == get_spec(name[: -len("-vr")]).kwargs
+def test_lite_models_are_variable_rate_and_full_size_ones_fixed() -> None:
+    for name in list_models():
+        rates = get_spec(name).kwargs.get("num_rates", 0)
+        assert rates == (6 if name.endswith("-lite") else 0), name
 
 
 # -- codec ------------------------------------------------------------------------
@@ -209,12 +206,15 @@ def test_loss_weights_each_image_by_its_lambda() -> None:
 def test_config_lambdas_of_a_variable_rate_model() -> None:
     from licodec.train.config import TrainConfig
 
-    cfg = TrainConfig(model="wacnn-lite-vr", quality=4)
+    cfg = TrainConfig(model="wacnn-lite", quality=4)
     assert cfg.num_rates == 6
     assert cfg.lambdas == [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
-    assert TrainConfig(model="wacnn-lite").lambdas == [0.0067]
+    assert TrainConfig(model="tcm-lite").lambdas[0] == 0.0025  # TCM's own table
+    assert TrainConfig(model="wacnn-tiny").lambdas == [0.0067]
+    fixed = TrainConfig(model="wacnn-lite", model_kwargs={"num_rates": 0}, quality=2)
+    assert fixed.num_rates == 0 and fixed.lambdas == [0.0035]
     with pytest.raises(InputError, match="do not set lmbda"):
-        _ = TrainConfig(model="wacnn-lite-vr", lmbda=0.01).lambdas
+        _ = TrainConfig(model="wacnn-lite", lmbda=0.01).lambdas
 
 
 def test_training_from_a_fixed_rate_start(tmp_path: Path) -> None:

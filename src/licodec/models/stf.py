@@ -129,8 +129,8 @@ register_model(
     "stf-lite",
     STF,
     description="STF reduced for CPU training (embed 16, depths 2-2-2-2, M=128, 4 slices), "
-    "4.1 GFLOP per 256x256",
-    paper="Zou et al., CVPR 2022",
+    "4.1 GFLOP per 256x256, variable rate (qualities 1-6)",
+    paper="Zou et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
     embed_dim=16,
     depths=(2, 2, 2, 2),
     num_heads=(1, 2, 4, 8),
@@ -140,6 +140,7 @@ register_model(
     hyper_s=(80, 96, 112, 128),
     slice_hidden=(64, 48),
     z_channels=64,
+    num_rates=6,
 )
 register_model(
     "stf-tiny",

@@ -136,8 +136,9 @@ for _name, _n, _count in (("tcm-s", 64, 45.18), ("tcm-m", 96, 59.13), ("tcm-l", 
 register_model(
     "tcm-lite",
     TCM,
-    description="TCM reduced for CPU training (N=16, M=128, 4 slices), 5.3 GFLOP per 256x256",
-    paper="Liu et al., CVPR 2023",
+    description="TCM reduced for CPU training (N=16, M=128, 4 slices), 5.3 GFLOP per 256x256, "
+    "variable rate (qualities 1-6)",
+    paper="Liu et al., CVPR 2023; gain units: Cui et al., CVPR 2021",
     N=16,
     M=128,
     head_dim=(8, 16, 16, 16, 16, 8),
@@ -146,6 +147,7 @@ register_model(
     atten_dim=32,
     slice_hidden=(64, 48),
     z_channels=64,
+    num_rates=6,
 )
 register_model(
     "tcm-tiny",

@@ -87,32 +87,22 @@ register_model(
     description="WACNN (N=192, M=320, 10 slices), 75.24 M parameters",
     paper="Zou et al., CVPR 2022",
 )
-_LITE = {
-    "N": 32,
-    "M": 128,
-    "num_slices": 4,
-    "max_support": 2,
-    "heads": 2,
-    "hyper_a": (128, 112, 96, 80),
-    "hyper_s": (64, 80, 96, 112),
-    "slice_hidden": (64, 48),
-    "z_channels": 64,
-}
 register_model(
     "wacnn-lite",
     WACNN,
     description="WACNN reduced for CPU training (N=32, M=128, 4 slices, 2 heads), "
-    "3.0 GFLOP per 256x256",
-    paper="Zou et al., CVPR 2022",
-    **_LITE,
-)
-register_model(
-    "wacnn-lite-vr",
-    WACNN,
-    description="wacnn-lite with 6 rates in one model (gain units): qualities 1-6",
-    paper="Zou et al., CVPR 2022; Cui et al., CVPR 2021",
+    "3.0 GFLOP per 256x256, variable rate (qualities 1-6)",
+    paper="Zou et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
+    N=32,
+    M=128,
+    num_slices=4,
+    max_support=2,
+    heads=2,
+    hyper_a=(128, 112, 96, 80),
+    hyper_s=(64, 80, 96, 112),
+    slice_hidden=(64, 48),
+    z_channels=64,
     num_rates=6,
-    **_LITE,
 )
 register_model(
     "wacnn-tiny",

@@ -59,6 +59,8 @@ RESUME_MUTABLE = frozenset(
         "threads", "log_every", "ckpt_every", "keep_every", "val_every", "val", "val_images",
         "progress", "cache", "cache_limit_mb", "export", "compile",
         "milestones", "gamma", "min_lr", "plateau_factor", "plateau_patience",
+        "lr", "aux_lr",  # e.g. a lower rate for the last stretch of a long run
+        "out",  # the run directory may have been moved
     }
 )
 

@@ -128,26 +128,14 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Any], str | None]:
     return sd, arch
 
 
-def _fixed_rate_of(arch: str, vr_arch: str) -> bool:
-    """Whether ``arch`` is the fixed-rate twin of the variable-rate ``vr_arch``."""
-    from licodec.zoo.registry import get_spec
-
-    try:
-        fixed, vr = dict(get_spec(arch).kwargs), dict(get_spec(vr_arch).kwargs)
-    except KeyError:
-        return False
-    return bool(vr.pop("num_rates", 0)) and not fixed.get("num_rates") and fixed == vr \
-        and get_spec(arch).builder is get_spec(vr_arch).builder
-
-
 def load_init_weights(model: Any, path: str, expected_arch: str) -> str:
     """Load weights for fine-tuning (--init); returns a description for the logs."""
     sd, arch = _read_state_dict(Path(path))
-    if arch and arch != expected_arch and not _fixed_rate_of(arch, expected_arch):
+    if arch and arch != expected_arch:
         raise ModelError(f"--init weights are for {arch!r}, but the model is {expected_arch!r}")
     try:
         if getattr(model, "num_rates", 0):
-            # A fixed-rate model is a valid start for a variable-rate one (gains = 1).
+            # Fixed-rate weights of the same architecture are a valid start (gains = 1).
             missing, unexpected = model.load_state_dict(sd, strict=False)
             gains = {"gain_y", "inv_gain_y", "gain_z", "inv_gain_z"}
             if unexpected or set(missing) - gains:

@@ -1,0 +1,106 @@
+"""Put trained weights into the package's model zoo (src/licodec/zoo/weights/).
+
+Copies a weights file written by ``licodec train`` and adds one index entry per
+quality (a variable-rate file gets one per rate, all naming the same file),
+with the Kodak numbers of a ``licodec eval`` output and how the weights were
+trained. Existing entries for the same file are replaced.
+
+    python tools/ship_zoo.py runs/wacnn-lite-vr/model.safetensors \
+        --eval runs/eval/wacnn-lite-vr.json --file wacnn-lite-vr.safetensors \
+        --default-quality 3 --hardware "2-core CPU (AMD EPYC)" --hours 2.1 \
+        --command "licodec train --model wacnn-lite-vr ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+ZOO = Path(__file__).resolve().parents[1] / "src" / "licodec" / "zoo" / "weights"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("weights", help="weights file written by licodec train")
+    p.add_argument("--eval", required=True, help="licodec eval JSON of these weights on Kodak")
+    p.add_argument("--file", required=True, help="file name inside the zoo")
+    p.add_argument("--default-quality", type=int, help="make this quality the package default")
+    p.add_argument("--command", action="append", default=[], help="training command (repeatable)")
+    p.add_argument("--hardware", required=True)
+    p.add_argument("--hours", type=float, required=True, help="training wall-clock hours")
+    p.add_argument("--prior-steps", type=int, default=0,
+                   help="steps of the run these weights were initialised from (--init)")
+    p.add_argument("--zoo", type=Path, default=ZOO, help="zoo folder (default: the package's)")
+    args = p.parse_args(argv)
+    zoo: Path = args.zoo
+
+    sys.path.insert(0, str(ZOO.parents[2]))
+    from licodec.eval.results import load_results
+    from licodec.zoo.weights import load_weights
+
+    model, config = load_weights(args.weights)  # verifies the digest
+    arch = str(config["arch"])
+    rates = int(config.get("kwargs", {}).get("num_rates", 0) or 0)
+    qualities = list(range(1, rates + 1)) if rates else [int(config["quality"])]
+    lambdas = config.get("lambdas") or [config.get("lambda")]
+
+    res = load_results(args.eval)
+    points = res.meta.get("points", [])
+    digests = {pt.get("digest") for pt in points}
+    if digests != {config["digest"]}:
+        raise SystemExit(f"{args.eval} was not made with {args.weights} (digest differs)")
+    kodak: dict[int, dict[str, float]] = {}
+    r = res.results
+    for i, pt in enumerate(points):
+        q = int(pt["quality"])
+        kodak[q] = {"bpp": round(r["bpp"][i], 4), "psnr": round(r["psnr-rgb"][i], 3),
+                    "ms_ssim": round(r["ms-ssim-rgb"][i], 5)}
+    missing = [q for q in qualities if q not in kodak]
+    if missing:
+        raise SystemExit(f"{args.eval} has no result for qualities {missing}")
+
+    zoo.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.weights, zoo / args.file)
+    index_path = zoo / "index.json"
+    index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    items = [e for e in index.get("weights", []) if e["file"] != args.file]
+    if args.default_quality is not None:
+        for e in items:
+            e.pop("default", None)
+    for i, q in enumerate(qualities):
+        entry: dict[str, Any] = {
+            "name": f"{arch}-q{q}",
+            "arch": arch,
+            "quality": q,
+            "file": args.file,
+            "metric": config.get("metric", "mse"),
+            "lambda": lambdas[i] if i < len(lambdas) else None,
+            "digest": config["digest"],
+            "steps": int(config.get("steps") or 0) + args.prior_steps,
+            "data": config.get("data"),
+            "crop": config.get("crop"),
+            "batch_size": config.get("batch_size"),
+            "training": {"hardware": args.hardware, "hours": args.hours,
+                         "commands": args.command},
+            "kodak": kodak[q],
+        }
+        if q == args.default_quality:
+            entry["default"] = True
+        items.append(entry)
+    index["weights"] = items
+    tmp = index_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(index_path)
+    size = (zoo / args.file).stat().st_size / 1e6
+    print(f"shipped {args.file} ({size:.1f} MB, {arch}, qualities {qualities}); "
+          f"{len(items)} zoo entries")
+    del model
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
