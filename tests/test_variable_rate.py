@@ -239,7 +239,13 @@ def test_training_from_a_fixed_rate_start(tmp_path: Path) -> None:
     assert meta["qualities"] == [1, 2, 3] and meta["quality"] is None
     assert meta["lambdas"] == [0.0018, 0.0035, 0.0067]
     assert model.num_rates == RATES
-    assert not torch.equal(model.gain_y, torch.zeros_like(model.gain_y))  # the gains learn
+    # gains start spread as sqrt(λ_r / λ_ref) around the start's λ (unknown here: the
+    # geometric mean), then learn (3 Adam steps of 1e-3 move them by at most 0.003)
+    lams = torch.tensor([0.0018, 0.0035, 0.0067])
+    spread = 0.5 * torch.log(lams / lams.log().mean().exp())
+    torch.testing.assert_close(model.gain_y.mean(1), spread, atol=4e-3, rtol=0)
+    torch.testing.assert_close(model.inv_gain_y.mean(1), -spread, atol=4e-3, rtol=0)
+    assert not torch.equal(model.gain_y, spread[:, None].expand_as(model.gain_y))
     x = _image(32, 48)
     with torch.no_grad():
         ref = model(x, 2)["x_hat"].clamp(0, 1)

@@ -53,3 +53,23 @@ def test_cli_zoo_lists_architectures_and_weights(fake_zoo: Path, capsys) -> None
     assert main(["zoo", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {w["quality"] for w in data["weights"]} == {2, 4}
+
+
+def test_half_storage_halves_the_file_and_loads_the_same_model(tmp_path: Path) -> None:
+    import torch
+
+    from licodec.zoo.weights import load_weights
+
+    torch.manual_seed(0)
+    model = create_model("wacnn-tiny").eval()
+    full = save_weights(model, tmp_path / "full.safetensors")
+    half = save_weights(model, tmp_path / "half.safetensors", half=True)  # rounds `model`
+    assert half.stat().st_size < 0.62 * full.stat().st_size
+    loaded, meta = load_weights(half)  # the digest check passes: same float32 values
+    assert "float16" in meta["storage"]
+    model.update(force=True)
+    for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert a.dtype == b.dtype and torch.equal(a, b), k
+    x = torch.rand(1, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.equal(model(x)["x_hat"], loaded(x)["x_hat"])

@@ -1,21 +1,22 @@
 """Put trained weights into the package's model zoo (src/licodec/zoo/weights/).
 
-Copies a weights file written by ``licodec train`` and adds one index entry per
-quality (a variable-rate file gets one per rate, all naming the same file),
-with the Kodak numbers of a ``licodec eval`` output and how the weights were
+Writes a weights file made by ``licodec train`` into the zoo (``--half``: large
+tensors as float16), evaluates the shipped file on Kodak with ``licodec eval``
+(resumable; or takes an existing ``--eval`` JSON of that very file), and adds
+one index entry per quality (a variable-rate file gets one per rate, all
+naming the same file) with the Kodak numbers and how the weights were
 trained. Existing entries for the same file are replaced.
 
-    python tools/ship_zoo.py runs/wacnn-lite-vr/model.safetensors \
-        --eval runs/eval/wacnn-lite-vr.json --file wacnn-lite-vr.safetensors \
-        --default-quality 3 --hardware "2-core CPU (AMD EPYC)" --hours 2.1 \
-        --command "licodec train --model wacnn-lite-vr ..."
+    python tools/ship_zoo.py runs/wacnn-lite/model.safetensors --half \
+        --file wacnn-lite.safetensors --kodak ../shared/data/kodak \
+        --eval runs/eval/wacnn-lite.json --default-quality 3 \
+        --hardware "2-core CPU (AMD EPYC)" --hours 2.1 --command "licodec train ..."
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,10 @@ ZOO = Path(__file__).resolve().parents[1] / "src" / "licodec" / "zoo" / "weights
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("weights", help="weights file written by licodec train")
-    p.add_argument("--eval", required=True, help="licodec eval JSON of these weights on Kodak")
+    p.add_argument("--eval", required=True,
+                   help="licodec eval JSON of the shipped file (made with --kodak if absent)")
+    p.add_argument("--kodak", help="Kodak folder, to evaluate the shipped file")
+    p.add_argument("--half", action="store_true", help="store large tensors as float16")
     p.add_argument("--file", required=True, help="file name inside the zoo")
     p.add_argument("--default-quality", type=int, help="make this quality the package default")
     p.add_argument("--command", action="append", default=[], help="training command (repeatable)")
@@ -39,10 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     zoo: Path = args.zoo
 
     sys.path.insert(0, str(ZOO.parents[2]))
+    from licodec.cli.main import main as licodec_main
     from licodec.eval.results import load_results
-    from licodec.zoo.weights import load_weights
+    from licodec.zoo.weights import load_weights, save_weights
 
     model, config = load_weights(args.weights)  # verifies the digest
+    zoo.mkdir(parents=True, exist_ok=True)
+    dest = zoo / args.file
+    own = {"format", "arch", "kwargs", "digest", "storage"}
+    save_weights(model, dest, {k: v for k, v in config.items() if k not in own}, half=args.half)
+    _, config = load_weights(dest)
+    print(f"wrote {dest} (digest {config['digest']})")
+    if args.kodak:
+        rc = licodec_main(["eval", args.kodak, "--weights", str(dest), "-o", args.eval,
+                           "--dataset", "kodak", "--name", f"licodec {config['arch']}"])
+        if rc:
+            return rc
     arch = str(config["arch"])
     rates = int(config.get("kwargs", {}).get("num_rates", 0) or 0)
     qualities = list(range(1, rates + 1)) if rates else [int(config["quality"])]
@@ -52,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     points = res.meta.get("points", [])
     digests = {pt.get("digest") for pt in points}
     if digests != {config["digest"]}:
-        raise SystemExit(f"{args.eval} was not made with {args.weights} (digest differs)")
+        raise SystemExit(f"{args.eval} was not made with {dest} (digest differs); "
+                         "give --kodak to evaluate it")
     kodak: dict[int, dict[str, float]] = {}
     r = res.results
     for i, pt in enumerate(points):
@@ -63,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"{args.eval} has no result for qualities {missing}")
 
-    zoo.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.weights, zoo / args.file)
     index_path = zoo / "index.json"
     index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
     items = [e for e in index.get("weights", []) if e["file"] != args.file]

@@ -152,6 +152,20 @@ class ChannelARModel(CompressionModel):
 
     # -- variable rate ----------------------------------------------------------
 
+    @torch.no_grad()
+    def init_rate_gains(self, lambdas: Sequence[float], reference: float) -> None:
+        """Spread the ``y`` gains as ``sqrt(λ_r / reference)`` (identity at ``reference``).
+
+        At high rate the quantizer step that balances rate against MSE scales as
+        ``1 / sqrt(λ)``; starting there saves the thousands of steps the gains
+        would need to get there by gradient descent.
+        """
+        if len(lambdas) != self.num_rates:
+            raise ValueError(f"need {self.num_rates} lambdas, got {len(lambdas)}")
+        g = 0.5 * torch.log(torch.tensor(list(lambdas)) / float(reference))
+        self.gain_y.copy_(g[:, None].expand_as(self.gain_y))
+        self.inv_gain_y.copy_(-g[:, None].expand_as(self.inv_gain_y))
+
     def _gains(self, rate: int | Tensor | None, batch: int) -> tuple[Tensor, ...] | None:
         """(gain_y, inv_gain_y, gain_z, inv_gain_z) as (B, C, 1, 1) factors, or None."""
         if not self.num_rates:

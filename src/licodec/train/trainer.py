@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -91,9 +92,9 @@ def build_model(cfg: TrainConfig) -> Any:
         raise ModelError(f"bad model_kwargs for {cfg.model}: {exc}") from None
 
 
-def _read_state_dict(path: Path) -> tuple[dict[str, Any], str | None]:
-    """A state_dict (and the arch when known) from our weights, a trainer checkpoint or
-    a run directory."""
+def _read_state_dict(path: Path) -> tuple[dict[str, Any], str | None, float | None]:
+    """A state_dict, and the arch and λ when known, from our weights, a trainer
+    checkpoint or a run directory."""
     import torch
 
     if path.is_dir():
@@ -109,14 +110,23 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Any], str | None]:
         from licodec.zoo.weights import load_weights
 
         model, meta = load_weights(path)
-        return model.state_dict(), getattr(model, "arch", None) or meta.get("arch")
+        lmbda = meta.get("lambda")
+        return (model.state_dict(), getattr(model, "arch", None) or meta.get("arch"),
+                float(lmbda) if isinstance(lmbda, (int, float)) else None)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"cannot read weights {path}: {exc}".splitlines()[0]) from None
     arch = None
+    lmbda = None
     if isinstance(ckpt, dict) and "licodec" in ckpt:  # our trainer's checkpoint
-        arch = ckpt["licodec"].get("config", {}).get("model")
+        saved = ckpt["licodec"].get("config", {})
+        arch = saved.get("model")
+        try:
+            lmbda = TrainConfig(**{k: v for k, v in saved.items()
+                                   if k in TrainConfig.__dataclass_fields__}).lambda_
+        except (TypeError, InputError, KeyError):
+            lmbda = None
         sd = {k[6:]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     elif isinstance(ckpt, dict) and "state_dict" in ckpt:
         sd = ckpt["state_dict"]
@@ -125,12 +135,22 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Any], str | None]:
     if not isinstance(sd, dict):
         raise ModelError(f"{path} holds no state_dict")
     sd = {(k.removeprefix("module.")): v for k, v in sd.items()}
-    return sd, arch
+    return sd, arch, lmbda
 
 
-def load_init_weights(model: Any, path: str, expected_arch: str) -> str:
-    """Load weights for fine-tuning (--init); returns a description for the logs."""
-    sd, arch = _read_state_dict(Path(path))
+def _geometric_mean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def load_init_weights(
+    model: Any, path: str, expected_arch: str, lambdas: list[float] | None = None
+) -> str:
+    """Load weights for fine-tuning (--init); returns a description for the logs.
+
+    Fixed-rate weights may start a variable-rate model: its gains are then
+    spread around the λ those weights were trained for (see ``init_rate_gains``).
+    """
+    sd, arch, lmbda = _read_state_dict(Path(path))
     if arch and arch != expected_arch:
         raise ModelError(f"--init weights are for {arch!r}, but the model is {expected_arch!r}")
     try:
@@ -140,6 +160,10 @@ def load_init_weights(model: Any, path: str, expected_arch: str) -> str:
             gains = {"gain_y", "inv_gain_y", "gain_z", "inv_gain_z"}
             if unexpected or set(missing) - gains:
                 raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+            if missing and lambdas:
+                ref = lmbda or _geometric_mean(lambdas)
+                model.init_rate_gains(lambdas, ref)
+                return f"{path} ({arch or 'unknown arch'}; rate gains spread around λ={ref:g})"
         else:
             model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
@@ -339,7 +363,9 @@ def run_training(
         model = build_model(cfg)
     init_desc = None
     if cfg.init and resume_ckpt is None:
-        init_desc = load_init_weights(model, cfg.init, cfg.model)
+        init_desc = load_init_weights(model, cfg.init, cfg.model, cfg.lambdas)
+    elif cfg.num_rates and resume_ckpt is None:
+        model.init_rate_gains(cfg.lambdas, _geometric_mean(cfg.lambdas))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     module = LitCompression(model, cfg)

@@ -5,6 +5,11 @@ file always rebuilds the model it was saved from; nothing is guessed from
 tensor shapes. The coder's CDF tables are not stored: they are a
 deterministic function of the parameters and are rebuilt by ``update()``
 on load (which keeps the files smaller by about 1 MB each).
+
+``save_weights(..., half=True)`` stores the large weight tensors as float16
+(half the file size, which is what lets several shipped models fit in the
+package); the model is rounded to those values first, so the file, the
+digest and every bitstream describe the same float32 model after loading.
 """
 
 from __future__ import annotations
@@ -39,6 +44,18 @@ _DERIVED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 
 def _is_derived(key: str) -> bool:
     return key.rsplit(".", 1)[-1] in _DERIVED_BUFFERS
+
+
+#: Parameters with at least this many elements are stored as float16 with ``half=True``;
+#: smaller ones (biases, gains, GDN and entropy-model parameters) keep float32.
+HALF_MIN_NUMEL = 1024
+
+
+def _half_names(model: nn.Module) -> set[str]:
+    return {
+        n for n, p in model.named_parameters()
+        if p.dtype == torch.float32 and p.numel() >= HALF_MIN_NUMEL
+    }
 
 
 def _stored_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -78,11 +95,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike[str], meta: Mapping[str, Any] | None = None) -> Path:
+def save_weights(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    meta: Mapping[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
     """Write ``model`` (built by ``create_model``) and ``meta`` atomically to ``path``.
 
     ``meta`` carries what a user needs to know about the weights: lambda,
-    metric, quality, training steps and data, measured results.
+    metric, quality, training steps and data, measured results. ``half``
+    rounds the model's large weight tensors to float16 *in place* and stores
+    them so (see the module docstring).
     """
     from safetensors.torch import save_file
 
@@ -90,20 +114,36 @@ def save_weights(model: nn.Module, path: str | os.PathLike[str], meta: Mapping[s
     kwargs = getattr(model, "config", None)
     if arch is None or kwargs is None:
         raise ValueError("model has no registry id: build it with licodec.create_model")
+    halves = _half_names(model) if half else set()
+    if halves:
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name in halves:
+                p = params[name]
+                if not bool(torch.isfinite(p.half()).all()):
+                    raise ValueError(f"{name} does not fit float16; save with half=False")
+                p.copy_(p.half().float())
     model._licodec_digest = None  # type: ignore[assignment]
     config = {
         "format": FORMAT_VERSION,
         "arch": arch,
         "kwargs": _jsonable(dict(kwargs)),
         "digest": weights_digest(model).hex(),
+        **({"storage": "float16 for tensors of >= 1024 elements"} if halves else {}),
         **_jsonable(dict(meta or {})),
     }
+    tensors = _stored_tensors(model)
+    for name in halves:
+        tensors[name] = tensors[name].half()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(_stored_tensors(model), tmp, metadata={_META_KEY: json.dumps(config)})
+        save_file(tensors, tmp, metadata={_META_KEY: json.dumps(config)})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide shipped weights
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -163,6 +203,8 @@ def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu
             f"missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
     for key, t in tensors.items():
+        if t.dtype == torch.float16 and expected[key].dtype == torch.float32:
+            tensors[key] = t = t.float()  # half storage: the model computes in float32
         if t.shape != expected[key].shape:
             raise ModelError(
                 f"{path}: {key} has shape {list(t.shape)}, {config['arch']} expects "
