@@ -96,7 +96,8 @@ def worker(args: argparse.Namespace) -> None:
 
     model = _load_model(args.model, args.weights)
     model_rss = _rss_now()
-    codec = Codec(model, tile_size=args.tile_size)
+    rates = int(getattr(model, "num_rates", 0) or 0)
+    codec = Codec(model, quality=rates // 2 + 1 if rates else None, tile_size=args.tile_size)
     from licodec.errors import LicodecError
 
     t0 = time.perf_counter()

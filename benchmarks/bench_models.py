@@ -96,21 +96,25 @@ def bench(name: str, size: tuple[int, int], repeat: int, gflops: float) -> dict[
     model.update(force=True)
     x = torch.rand(1, 3, *size)
     params = sum(p.numel() for p in model.parameters())
+    # variable-rate models: their middle quality
+    kw = {"rate": model.num_rates // 2} if getattr(model, "num_rates", 0) else {}
     with torch.no_grad():
-        model(x)  # warm-up
-    enc = model.compress(x)
-    g_fwd = count_gflop(lambda: model(x))
-    g_enc = count_gflop(lambda: model.compress(x))
-    g_dec = count_gflop(lambda: model.decompress(enc["strings"], enc["shape"], enc["size"]))
+        model(x, **kw)  # warm-up
+    enc = model.compress(x, **kw)
+    g_fwd = count_gflop(lambda: model(x, **kw))
+    g_enc = count_gflop(lambda: model.compress(x, **kw))
+    g_dec = count_gflop(lambda: model.decompress(enc["strings"], enc["shape"], enc["size"], **kw))
     with torch.no_grad():
-        t_fwd = median_time(lambda: model(x), repeat)
-    t_enc = median_time(lambda: model.compress(x), repeat)
-    t_dec = median_time(lambda: model.decompress(enc["strings"], enc["shape"], enc["size"]), repeat)
+        t_fwd = median_time(lambda: model(x, **kw), repeat)
+    t_enc = median_time(lambda: model.compress(x, **kw), repeat)
+    t_dec = median_time(
+        lambda: model.decompress(enc["strings"], enc["shape"], enc["size"], **kw), repeat
+    )
     gc.collect()
     with PeakRSS() as mem_enc:
-        model.compress(x)
+        model.compress(x, **kw)
     with PeakRSS() as mem_dec:
-        model.decompress(enc["strings"], enc["shape"], enc["size"])
+        model.decompress(enc["strings"], enc["shape"], enc["size"], **kw)
     bound = (g_enc + g_dec) / gflops
     return {
         "model": name,

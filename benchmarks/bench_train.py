@@ -57,6 +57,12 @@ def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: 
     aux_opt = torch.optim.Adam(aux, lr=1e-3)
     crit = RateDistortionLoss(0.013)
     x = torch.rand(batch, 3, crop, crop, device=device)
+    rates = int(getattr(model, "num_rates", 0) or 0)
+    if rates:  # variable rate, as the trainer does it: a quality and its λ per image
+        from licodec.train.config import TrainConfig
+
+        rate = torch.randint(rates, (batch,))
+        lam = torch.tensor(TrainConfig(model=name).lambdas)[rate].to(device)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(device) if precision == "16-mixed" else None
     times = []
@@ -66,7 +72,10 @@ def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: 
         t0 = time.perf_counter()
         with torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32,
                             enabled=dtype is not None):
-            loss = crit(model(x), x)["loss"]
+            if rates:
+                loss = crit(model(x, rate), x, lam)["loss"]
+            else:
+                loss = crit(model(x), x)["loss"]
         if scaler:
             scaler.scale(loss).backward()
             scaler.unscale_(opt)

@@ -107,14 +107,19 @@ def test_config_yaml_round_trip(tmp_path):
 def test_cli_print_config(capsys):
     from licodec.cli.main import main
 
-    rc = main(["train", "--model", "wacnn-lite", "-q", "2", "--data", "/d", "--metric",
+    rc = main(["train", "--model", "tcm-s", "-q", "2", "--data", "/d", "--metric",
                "ms-ssim", "--set", "warmup=10", "--print-config"])
     assert rc == 0
     text = capsys.readouterr().out
     data = yaml.safe_load(text)
-    assert data["out"] == "runs/wacnn-lite-ms-ssim-q2"
+    assert data["out"] == "runs/tcm-s-ms-ssim-q2"
     assert data["warmup"] == 10 and data["metric"] == "ms-ssim"
     assert "lambda in effect: 4.58" in text
+    # a variable-rate model: every quality's λ, and no quality in the run name
+    assert main(["train", "--model", "wacnn-lite", "--data", "/d", "--print-config"]) == 0
+    text = capsys.readouterr().out
+    assert yaml.safe_load(text)["out"] == "runs/wacnn-lite-mse"
+    assert "lambda in effect: [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]" in text
     assert main(["train", "--model", "wacnn-lite", "--data", "/d", "--set", "nope=1"]) == 3
 
 

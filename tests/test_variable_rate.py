@@ -251,3 +251,12 @@ def test_training_from_a_fixed_rate_start(tmp_path: Path) -> None:
         ref = model(x, 2)["x_hat"].clamp(0, 1)
     enc = model.compress(x, rate=2)
     assert torch.equal(model.decompress(enc["strings"], enc["shape"], enc["size"], rate=2)["x_hat"], ref)
+
+
+def test_files_from_before_variable_rate_load_as_fixed_rate() -> None:
+    from licodec.zoo.weights import model_from_config
+
+    kwargs = dict(get_spec("wacnn-lite").kwargs)
+    del kwargs["num_rates"]  # what a file written before variable rate existed holds
+    assert model_from_config({"arch": "wacnn-lite", "kwargs": kwargs}).num_rates == 0
+    assert model_from_config({"arch": "wacnn-lite", "kwargs": {**kwargs, "num_rates": 6}}).num_rates == 6

@@ -50,12 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     model, config = load_weights(args.weights)  # verifies the digest
     zoo.mkdir(parents=True, exist_ok=True)
     dest = zoo / args.file
+    staged = zoo / (args.file + ".staged")  # becomes `dest` only once everything checks out
     own = {"format", "arch", "kwargs", "digest", "storage"}
-    save_weights(model, dest, {k: v for k, v in config.items() if k not in own}, half=args.half)
-    _, config = load_weights(dest)
-    print(f"wrote {dest} (digest {config['digest']})")
+    save_weights(model, staged, {k: v for k, v in config.items() if k not in own}, half=args.half)
+    _, config = load_weights(staged)
+    print(f"wrote {staged} (digest {config['digest']})")
     if args.kodak:
-        rc = licodec_main(["eval", args.kodak, "--weights", str(dest), "-o", args.eval,
+        rc = licodec_main(["eval", args.kodak, "--weights", str(staged), "-o", args.eval,
                            "--dataset", "kodak", "--name", f"licodec {config['arch']}"])
         if rc:
             return rc
@@ -63,17 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     rates = int(config.get("kwargs", {}).get("num_rates", 0) or 0)
     qualities = list(range(1, rates + 1)) if rates else [int(config["quality"])]
     lambdas = config.get("lambdas") or [config.get("lambda")]
+    if args.default_quality is not None and args.default_quality not in qualities:
+        raise SystemExit(f"--default-quality {args.default_quality}: the file has {qualities}")
 
     res = load_results(args.eval)
     points = res.meta.get("points", [])
     digests = {pt.get("digest") for pt in points}
     if digests != {config["digest"]}:
-        raise SystemExit(f"{args.eval} was not made with {dest} (digest differs); "
+        raise SystemExit(f"{args.eval} was not made with {staged} (digest differs); "
                          "give --kodak to evaluate it")
+    if res.meta.get("mode") != "real" or not res.meta.get("complete", True):
+        raise SystemExit(f"{args.eval} is not a complete evaluation with real files")
     kodak: dict[int, dict[str, float]] = {}
     r = res.results
     for i, pt in enumerate(points):
-        q = int(pt["quality"])
+        q = int(pt["quality"] if pt.get("quality") is not None else qualities[0])
         kodak[q] = {"bpp": round(r["bpp"][i], 4), "psnr": round(r["psnr-rgb"][i], 3),
                     "ms_ssim": round(r["ms-ssim-rgb"][i], 5)}
     missing = [q for q in qualities if q not in kodak]
@@ -82,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
 
     index_path = zoo / "index.json"
     index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    old = [e for e in index.get("weights", []) if e["file"] == args.file]
     items = [e for e in index.get("weights", []) if e["file"] != args.file]
-    if args.default_quality is not None:
+    default_q = args.default_quality
+    if default_q is None:  # keep a default this file had
+        default_q = next((e["quality"] for e in old if e.get("default")), None)
+    if default_q is not None:
         for e in items:
             e.pop("default", None)
     for i, q in enumerate(qualities):
@@ -103,10 +112,11 @@ def main(argv: list[str] | None = None) -> int:
                          "commands": args.command},
             "kodak": kodak[q],
         }
-        if q == args.default_quality:
+        if q == default_q:
             entry["default"] = True
         items.append(entry)
     index["weights"] = items
+    staged.replace(dest)
     tmp = index_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(index_path)

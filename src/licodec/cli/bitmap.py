@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("image", metavar="IMAGE", help="image file")
     parser.add_argument("-o", "--output", required=True, help="figure to write (.png, .pdf, .svg)")
     parser.add_argument("--model", metavar="NAME", help="model id, e.g. tcm-s")
-    parser.add_argument("--quality", type=int, metavar="Q", help="zoo quality of --model")
+    parser.add_argument("--quality", type=int, metavar="Q", help="zoo quality of --model, or the rate of a variable-rate --weights file")
     parser.add_argument("--weights", metavar="FILE", help="weights file in licodec's format")
     parser.add_argument(
         "--layout",

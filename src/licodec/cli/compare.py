@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--bpp", type=float, help="target rate in bits per pixel")
     parser.add_argument("--model", metavar="NAME", help="learned model id, e.g. tcm-s")
     parser.add_argument(
-        "--qualities", metavar="Q1,Q2,...", help="zoo qualities of --model to choose from"
+        "--qualities", metavar="Q1,Q2,...", help="zoo qualities of --model, or rates of a variable-rate --weights file"
     )
     parser.add_argument("--weights", nargs="+", metavar="FILE", help="weights files to choose from")
     parser.add_argument(

@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--qualities",
         metavar="Q1,Q2,...",
-        help="zoo qualities of --model to evaluate (one operating point each)",
+        help="zoo qualities of --model, or rates of a variable-rate --weights file "
+        "(default: all of them), to evaluate (one operating point each)",
     )
     parser.add_argument(
         "--weights",

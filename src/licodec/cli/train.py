@@ -11,9 +11,9 @@ Every setting of RUN_DIR/config.yaml can be given with --set (e.g. --set schedul
 --set warmup=500 --set milestones=[0.8,0.95] --set hflip=true).
 
 examples:
-  licodec train --model wacnn-lite --quality 3 --data ../shared/data/train/bsds500 \\
-      --val ../shared/data/kodak --out runs/wacnn-lite-q3 --steps 100000
-  licodec train --resume runs/wacnn-lite-q3 --steps 200000
+  licodec train --model wacnn-lite --data ../shared/data/train/bsds500 \\
+      --out runs/wacnn-lite --steps 100000          # 6 qualities in one model
+  licodec train --resume runs/wacnn-lite --steps 200000 --lr 3e-5
   licodec train --model tcm-s --quality 1 --data DIR --init runs/tcm-s-q6/model.safetensors
   torchrun --nproc_per_node 4 -m licodec.cli.main train --model stf --quality 3 \\
       --data DIR --devices 4 --strategy ddp --precision bf16-mixed
@@ -107,7 +107,8 @@ def resolve(args: argparse.Namespace) -> tuple[Any, bool]:
                              resume_from=load_yaml(saved))
         return cfg, True
     cfg = resolve_config(flags=flags, yaml_file=args.config, sets=args.sets,
-                         default_out=lambda c: f"runs/{c.model}-{c.metric}-q{c.quality}")
+                         default_out=lambda c: f"runs/{c.model}-{c.metric}"
+                         + ("" if c.num_rates else f"-q{c.quality}"))
     if args.auto_resume and (Path(cfg.out) / "config.yaml").exists():
         return resolve_config(flags=flags, yaml_file=args.config, sets=args.sets,
                               resume_from=load_yaml(Path(cfg.out) / "config.yaml")), True
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         import yaml
 
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
-        print(f"# lambda in effect: {cfg.lambda_}")
+        print(f"# lambda in effect: {cfg.lambdas if cfg.num_rates else cfg.lambda_}")
         return 0
     from licodec.train.trainer import run_training
 

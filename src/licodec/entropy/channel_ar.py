@@ -175,10 +175,12 @@ class ChannelARModel(CompressionModel):
         if rate is None:
             raise ValueError(f"variable-rate model: pass rate in 0..{self.num_rates - 1}")
         if isinstance(rate, Tensor):
-            idx = rate.to(device=self.gain_y.device, dtype=torch.long).reshape(-1)
+            # Checked where it lives (the trainer passes a CPU tensor: no device sync).
+            idx = rate.to(dtype=torch.long).reshape(-1)
             if idx.numel() == 1:
                 idx = idx.expand(batch)
-            lo, hi = int(idx.min()), int(idx.max())
+            lo, hi = (int(idx.min()), int(idx.max())) if idx.numel() else (0, 0)
+            idx = idx.to(self.gain_y.device)
         else:
             idx = torch.full((batch,), int(rate), dtype=torch.long, device=self.gain_y.device)
             lo = hi = int(rate)

@@ -190,6 +190,11 @@ class TrainConfig:
             raise InputError(f"quality must be 1..6, got {self.quality}")
         if self.lmbda is not None and not self.lmbda > 0:
             raise InputError(f"lmbda must be > 0, got {self.lmbda}")
+        if self.num_rates > 6:
+            raise InputError(f"the recipe has 6 qualities; num_rates={self.num_rates} is too many")
+        if self.num_rates and self.lmbda is not None:
+            raise InputError("a variable-rate model takes its λs from the recipe table; "
+                             "do not set lmbda")
         if self.schedule not in SCHEDULES:
             raise InputError(
                 f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"

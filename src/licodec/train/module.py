@@ -29,6 +29,7 @@ import torch.distributed as dist
 from lightning.pytorch.strategies import ParallelStrategy
 from torch import nn
 
+from licodec.errors import ModelError
 from licodec.train.config import TrainConfig
 from licodec.train.data import _mix
 from licodec.train.losses import RateDistortionLoss, ms_ssim_window
@@ -216,7 +217,7 @@ class LitCompression(L.LightningModule):
                 losses = self.criterion(out, x)
             else:
                 rate = torch.randint(len(self.lambdas), (x.shape[0],))
-                out = self.model(x, rate.to(x.device))
+                out = self.model(x, rate)  # on the CPU: the model checks it without a sync
                 losses = self.criterion(out, x, self.lambdas[rate].to(x.device))
             self.manual_backward(losses["loss"] / cfg.accumulate)
         vals = [losses["loss"].detach(), losses["bpp"].detach(), losses["mse"].detach()]
@@ -315,4 +316,9 @@ class LitCompression(L.LightningModule):
         rest = [k for k in state_dict if not k.startswith(prefix)]
         if rest and strict:
             raise KeyError(f"unexpected keys in checkpoint: {rest[:5]}")
-        return self.model.load_state_dict(inner, strict=strict)
+        try:
+            return self.model.load_state_dict(inner, strict=strict)
+        except RuntimeError as exc:  # e.g. the registry's defaults changed since the run began
+            first = " ".join(str(exc).split())[:300]
+            raise ModelError(f"the checkpoint does not fit {self.cfg.model} as registered now "
+                             f"(model_kwargs {self.cfg.model_kwargs}): {first}") from None

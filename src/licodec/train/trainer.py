@@ -372,7 +372,7 @@ def run_training(
 
     if not child:
         save_yaml(cfg, run_dir / "config.yaml",
-                  extra={"lambda_in_effect": cfg.lambda_, "ms_ssim_window": module.ms_ssim_win
+                  extra={"lambda_in_effect": cfg.lambdas if cfg.num_rates else cfg.lambda_, "ms_ssim_window": module.ms_ssim_win
                          if cfg.metric == "ms-ssim" else None})
         _say(describe_run(cfg, model, index))
         if init_desc:

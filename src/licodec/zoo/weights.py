@@ -46,8 +46,8 @@ def _is_derived(key: str) -> bool:
     return key.rsplit(".", 1)[-1] in _DERIVED_BUFFERS
 
 
-#: Parameters with at least this many elements are stored as float16 with ``half=True``;
-#: smaller ones (biases, gains, GDN and entropy-model parameters) keep float32.
+#: Parameters with at least this many elements are stored as float16 with ``half=True``,
+#: except the entropy bottleneck's and the rate gains; the rest keeps float32.
 HALF_MIN_NUMEL = 1024
 
 
@@ -55,6 +55,7 @@ def _half_names(model: nn.Module) -> set[str]:
     return {
         n for n, p in model.named_parameters()
         if p.dtype == torch.float32 and p.numel() >= HALF_MIN_NUMEL
+        and not n.startswith("entropy_bottleneck.") and "gain" not in n.rsplit(".", 1)[-1]
     }
 
 
@@ -123,6 +124,8 @@ def save_weights(
                 if not bool(torch.isfinite(p.half()).all()):
                     raise ValueError(f"{name} does not fit float16; save with half=False")
                 p.copy_(p.half().float())
+        if callable(getattr(model, "update", None)):
+            model.update(force=True)  # type: ignore[operator]  # tables of the rounded model
     model._licodec_digest = None  # type: ignore[assignment]
     config = {
         "format": FORMAT_VERSION,
@@ -181,8 +184,11 @@ def model_from_config(config: Mapping[str, Any]) -> nn.Module:
     """Build the (untrained) model a config describes."""
     from licodec.zoo.registry import create_model
 
+    kwargs = dict(config["kwargs"])
+    # Files store complete kwargs; those written before variable rate existed are fixed-rate.
+    kwargs.setdefault("num_rates", 0)
     try:
-        return create_model(str(config["arch"]), **dict(config["kwargs"]))
+        return create_model(str(config["arch"]), **kwargs)
     except KeyError as exc:
         raise ModelError(str(exc.args[0]) if exc.args else str(exc)) from None
 
