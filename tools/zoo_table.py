@@ -1,0 +1,64 @@
+"""Markdown BD-rate table of learned models (licodec eval outputs) against the anchors.
+
+    python tools/zoo_table.py runs/eval/wacnn-lite.json --baselines runs/baselines_kodak
+
+Columns: the curve's range, then its BD-rate (PSNR-RGB, PCHIP; negative = fewer bits)
+against our JPEG, WebP, JPEG 2000, AVIF, JPEG XL and HEVC 4:4:4 runs and the bundled
+published VTM curve, computed over the PSNR range both curves cover. An asterisk marks a
+small overlap (the number then rests on a short stretch of the curves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+ANCHORS = ("jpeg", "webp", "jpeg2000", "avif", "jxl", "hevc")
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from licodec.eval.bdrate import BDOverlapWarning, bjontegaard_curves
+    from licodec.eval.reference import load_published
+    from licodec.eval.results import load_results
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("evals", nargs="+", help="licodec eval outputs")
+    ap.add_argument("--baselines", required=True, help="folder of licodec baselines outputs")
+    ap.add_argument("--method", default="pchip", choices=("pchip", "cubic"))
+    args = ap.parse_args(argv)
+
+    base = Path(args.baselines)
+    anchors = [(n, load_results(base / f"{n}.json")) for n in ANCHORS if (base / f"{n}.json").is_file()]
+    anchors.append(("VTM (published)", load_published("vtm")))
+    notes = []
+
+    def cell(anchor, test) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BDOverlapWarning)
+            try:
+                r = bjontegaard_curves(anchor, test, "psnr", args.method)
+            except ValueError as exc:  # no overlap at all
+                notes.append(f"{test.name} vs {anchor.name}: {exc}")
+                return "no overlap"
+        if r.low_overlap:
+            notes.append(f"{test.name} vs {anchor.name}: {r.reason}")
+        return f"{r.bd_rate:+.1f} %" + (" *" if r.low_overlap else "")
+
+    names = [a.name if n.startswith("VTM") else n for n, a in anchors]
+    print("| model | bpp | PSNR (dB) | " + " | ".join(f"vs {n}" for n in names) + " |")
+    print("|---" * (3 + len(anchors)) + "|")
+    for path in args.evals:
+        c = load_results(path)
+        b, q = c.points("psnr")
+        cells = " | ".join(cell(a, c) for _, a in anchors)
+        print(f"| {c.name} | {b.min():.3f}–{b.max():.3f} | {q.min():.2f}–{q.max():.2f} | {cells} |")
+    for note in dict.fromkeys(notes):
+        print(f"\n* {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
