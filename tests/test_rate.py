@@ -42,7 +42,7 @@ def briefly_trained() -> torch.nn.Module:
         aux_opt.zero_grad()
         model.aux_loss().backward()
         aux_opt.step()
-        first = first or float(bpp)
+        first = first or float(bpp.detach())
         last = float(bpp)
     model.eval().update(force=True)
     model.rate_drop = (first, last)  # type: ignore[assignment]
