@@ -43,7 +43,7 @@ def briefly_trained() -> torch.nn.Module:
         model.aux_loss().backward()
         aux_opt.step()
         first = first or float(bpp.detach())
-        last = float(bpp)
+        last = float(bpp.detach())
     model.eval().update(force=True)
     model.rate_drop = (first, last)  # type: ignore[assignment]
     return model
