@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ZOO.parents[2]))
     from licodec.cli.main import main as licodec_main
     from licodec.eval.results import load_results
-    from licodec.zoo.weights import load_weights, save_weights
+    from licodec.zoo.weights import load_weights, rates_of, save_weights
 
     model, config = load_weights(args.weights)  # verifies the digest
     zoo.mkdir(parents=True, exist_ok=True)
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             return rc
     arch = str(config["arch"])
-    rates = int(config.get("kwargs", {}).get("num_rates", 0) or 0)
-    qualities = list(range(1, rates + 1)) if rates else [int(config["quality"])]
+    qualities = rates_of(config) or [int(config["quality"])]
     lambdas = config.get("lambdas") or [config.get("lambda")]
     if args.default_quality is not None and args.default_quality not in qualities:
         raise SystemExit(f"--default-quality {args.default_quality}: the file has {qualities}")

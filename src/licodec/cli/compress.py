@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from licodec.codec.image_io import image_extensions
     from licodec.codec.tiling import DEFAULT_TILE_SIZE
-    from licodec.errors import EXIT_OK, LicodecError
+    from licodec.errors import LicodecError
 
     inputs = expand_inputs(args.inputs, image_extensions())
     many = len(inputs) > 1
@@ -85,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
         tile_size=args.tile_size or DEFAULT_TILE_SIZE,
     )
     codec.load()
-    rc = EXIT_OK
 
     def one(inp: str, out: str, show_tiles: bool) -> None:
         check_output(out, args.force)
@@ -116,7 +115,4 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
 
-    if not many:
-        one(inputs[0], outputs[0], True)
-        return rc
     return for_each_file(inputs, outputs, one, "compress", args.quiet)

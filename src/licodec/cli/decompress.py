@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from licodec.codec.cli_support import add_threads_option, positive_int
+from licodec.codec.cli_support import add_max_pixels_option, add_threads_option
 
 
 def register(subparsers: Any) -> None:
@@ -27,13 +27,7 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="weights file (must be the ones the file was encoded with)",
     )
-    parser.add_argument(
-        "--max-pixels",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="largest declared image accepted (default: 2^28 pixels)",
-    )
+    add_max_pixels_option(parser)
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     add_threads_option(parser)
     parser.add_argument(
@@ -62,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         write_atomic,
     )
     from licodec.codec.image_io import encode_image
-    from licodec.errors import EXIT_OK, LicodecError
+    from licodec.errors import LicodecError
 
     inputs = expand_inputs(args.inputs, {".lic"})
     many = len(inputs) > 1
@@ -73,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     codec = Codec(None, None, args.weights, max_pixels=args.max_pixels or MAX_PIXELS)
     if args.weights is not None:
         codec.load()
-    rc = EXIT_OK
 
     def one(inp: str, out: str, show_tiles: bool) -> None:
         t0 = time.perf_counter()
@@ -98,7 +91,4 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
 
-    if not many:
-        one(inputs[0], outputs[0], True)
-        return rc
     return for_each_file(inputs, outputs, one, "decompress", args.quiet)

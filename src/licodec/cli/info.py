@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from licodec.codec.cli_support import positive_int
+from licodec.codec.cli_support import add_max_pixels_option
 
 
 def register(subparsers: Any) -> None:
@@ -19,13 +19,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="IN.lic", help=".lic file or '-' (stdin)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    parser.add_argument(
-        "--max-pixels",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="largest declared image accepted (default: 2^28 pixels)",
-    )
+    add_max_pixels_option(parser)
     parser.set_defaults(func=run)
 
 

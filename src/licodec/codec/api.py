@@ -104,6 +104,7 @@ class LoadedModel:
     digest: bytes
     quality: int = 0
     metric: str | None = None
+    source: Path | None = None  # the weights file it was loaded from
 
     @property
     def pad_multiple(self) -> int:
@@ -151,6 +152,7 @@ def _from_weights_file(path: str | os.PathLike[str], arch: str | None = None) ->
         _digest(module),
         int(quality) if isinstance(quality, int) and 0 <= quality <= 63 else 0,
         str(metric) if metric else None,
+        Path(path),
     )
 
 
@@ -430,9 +432,12 @@ class Codec:
                 if self._encoder is not None and self._encoder.arch == c.model_id:
                     lm_opt = self._encoder
                 else:
-                    lm_opt = _from_weights_file(find_pretrained(c.model_id, c.quality, c.metric))
-                    if lm_opt.num_rates:
-                        lm_opt.quality = c.quality
+                    # One load per file: the qualities of a variable-rate file share it
+                    # (decode takes the rate from the container).
+                    path = find_pretrained(c.model_id, c.quality, c.metric)
+                    lm_opt = next(
+                        (d for d in self._decoders.values() if d.source == path), None
+                    ) or _from_weights_file(path)
                 self._decoders[key] = lm_opt
             lm = lm_opt
         if lm.arch != c.model_id:

@@ -41,6 +41,16 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_max_pixels_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="largest declared image accepted (default: 2^28 pixels)",
+    )
+
+
 def apply_threads(threads: int | None) -> None:
     if threads:
         import torch
@@ -142,10 +152,14 @@ def for_each_file(
     """Run ``one(input, output, False)`` over several files with a progress bar.
 
     A failing file does not stop the rest: each error is reported and the
-    first error's exit code is returned.
+    first error's exit code is returned. A single file runs as
+    ``one(input, output, True)`` (its own tile progress) and its error propagates.
     """
     from licodec.errors import EXIT_OK, LicodecError
 
+    if len(inputs) == 1:
+        one(inputs[0], outputs[0], True)
+        return EXIT_OK
     rc = EXIT_OK
     with progress_bar(len(inputs), label, quiet, unit="image") as update:
         for k, (inp, out) in enumerate(zip(inputs, outputs)):

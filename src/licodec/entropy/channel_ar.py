@@ -28,7 +28,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +63,19 @@ def slice_transform(in_ch: int, hidden: Sequence[int], out_ch: int) -> nn.Sequen
 
 
 SliceStep = Callable[[int, Tensor, Tensor], Tensor]
+
+
+class _Gains(NamedTuple):
+    """Per-image (B, C, 1, 1) factors of a variable-rate model; all None at fixed rate."""
+
+    y: Tensor | None = None
+    inv_y: Tensor | None = None
+    z: Tensor | None = None
+    inv_z: Tensor | None = None
+
+
+def _times(t: Tensor, gain: Tensor | None) -> Tensor:
+    return t if gain is None else t * gain
 
 
 class ChannelARModel(CompressionModel):
@@ -166,12 +179,12 @@ class ChannelARModel(CompressionModel):
         self.gain_y.copy_(g[:, None].expand_as(self.gain_y))
         self.inv_gain_y.copy_(-g[:, None].expand_as(self.inv_gain_y))
 
-    def _gains(self, rate: int | Tensor | None, batch: int) -> tuple[Tensor, ...] | None:
-        """(gain_y, inv_gain_y, gain_z, inv_gain_z) as (B, C, 1, 1) factors, or None."""
+    def _gains(self, rate: int | Tensor | None, batch: int) -> _Gains:
+        """The gains of ``rate`` (checked) for a batch of ``batch`` images."""
         if not self.num_rates:
             if rate is not None:
                 raise ValueError("this model is fixed-rate: do not pass rate")
-            return None
+            return _Gains()
         if rate is None:
             raise ValueError(f"variable-rate model: pass rate in 0..{self.num_rates - 1}")
         if isinstance(rate, Tensor):
@@ -186,10 +199,22 @@ class ChannelARModel(CompressionModel):
             lo = hi = int(rate)
         if idx.numel() != batch or lo < 0 or hi >= self.num_rates:
             raise ValueError(f"rate must be in 0..{self.num_rates - 1} (one per image), got {rate}")
-        return tuple(
+        return _Gains(*(
             torch.exp(p[idx])[:, :, None, None]
             for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
-        )
+        ))
+
+    # The three places the gains act; forward, compress and decompress share them.
+    def _latents(self, xp: Tensor, g: _Gains) -> tuple[Tensor, Tensor]:
+        y = _times(self.analysis(xp), g.y)
+        return y, _times(self.h_a(y), g.z)
+
+    def _entropy_parameters(self, z_hat: Tensor, g: _Gains) -> tuple[Tensor, Tensor]:
+        z_hat = _times(z_hat, g.inv_z)
+        return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
+
+    def _reconstruct(self, y_hat: Tensor, g: _Gains) -> Tensor:
+        return self.synthesis(_times(y_hat, g.inv_y))
 
     # -- transforms supplied by the model -----------------------------------
 
@@ -223,9 +248,6 @@ class ChannelARModel(CompressionModel):
         return (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
 
     # -- the slice loop -------------------------------------------------------
-
-    def _hyper_synthesis(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
-        return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
 
     def _slice_loop(
         self, latent_means: Tensor, latent_scales: Tensor, y_size: Sequence[int], step: SliceStep
@@ -275,18 +297,11 @@ class ChannelARModel(CompressionModel):
         size = (x.shape[-2], x.shape[-1])
         gains = self._gains(rate, x.shape[0])
         xp, pads = self._pad(x)
-        y = self.analysis(xp)
-        if gains is not None:
-            y = y * gains[0]
-        z = self.h_a(y)
-        if gains is not None:
-            z = z * gains[2]
+        y, z = self._latents(xp, gains)
         _, z_likelihoods = self.entropy_bottleneck(z)
         medians = self._z_medians()
         z_hat = ste_round(z - medians) + medians
-        if gains is not None:
-            z_hat = z_hat * gains[3]
-        latent_means, latent_scales = self._hyper_synthesis(z_hat)
+        latent_means, latent_scales = self._entropy_parameters(z_hat, gains)
 
         y_slices = y.chunk(self.num_slices, dim=1)
         y_likelihoods: list[Tensor] = []
@@ -297,9 +312,7 @@ class ChannelARModel(CompressionModel):
             return ste_round(y_slices[k] - mu) + mu
 
         y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step)
-        if gains is not None:
-            y_hat = y_hat * gains[1]
-        x_hat = self._crop(self.synthesis(y_hat), size, pads)
+        x_hat = self._crop(self._reconstruct(y_hat, gains), size, pads)
         return {
             "x_hat": x_hat,
             "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods},
@@ -322,17 +335,10 @@ class ChannelARModel(CompressionModel):
         gains = self._gains(rate, x.shape[0])
         cdf, cdf_lengths, offsets = self._coder_tables()
         xp, _ = self._pad(x)
-        y = self.analysis(xp)
-        if gains is not None:
-            y = y * gains[0]
-        z = self.h_a(y)
-        if gains is not None:
-            z = z * gains[2]
+        y, z = self._latents(xp, gains)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        if gains is not None:
-            z_hat = z_hat * gains[3]
-        latent_means, latent_scales = self._hyper_synthesis(z_hat)
+        latent_means, latent_scales = self._entropy_parameters(z_hat, gains)
 
         gc = self.gaussian_conditional
         y_slices = y.chunk(self.num_slices, dim=1)
@@ -368,9 +374,7 @@ class ChannelARModel(CompressionModel):
         gains = self._gains(rate, len(strings[1]))
         cdf, cdf_lengths, offsets = self._coder_tables()
         z_hat = self.entropy_bottleneck.decompress(list(strings[1]), tuple(shape))
-        if gains is not None:
-            z_hat = z_hat * gains[3]
-        latent_means, latent_scales = self._hyper_synthesis(z_hat)
+        latent_means, latent_scales = self._entropy_parameters(z_hat, gains)
         y_size = (z_hat.shape[-2] * 4, z_hat.shape[-1] * 4)
 
         gc = self.gaussian_conditional
@@ -384,9 +388,7 @@ class ChannelARModel(CompressionModel):
             return gc.dequantize(q, mu)
 
         y_hat = self._slice_loop(latent_means, latent_scales, y_size, step)
-        if gains is not None:
-            y_hat = y_hat * gains[1]
-        x_hat = self.synthesis(y_hat).clamp_(0, 1)
+        x_hat = self._reconstruct(y_hat, gains).clamp_(0, 1)
         if size is not None:
             hw = (int(size[0]), int(size[1]))
             x_hat = self._crop(x_hat, hw, self._pads_for(hw))

@@ -170,20 +170,17 @@ def _learned_panel(
     crop: tuple[int, int, int, int],
     progress: Callable[[str], None],
 ) -> Panel:
-    from licodec.codec.api import Codec
     from licodec.codec.tiling import DEFAULT_TILE_SIZE
+    from licodec.eval.evaluate import point_codec
 
     n_px = rgb.shape[0] * rgb.shape[1]
     if len(points) > 1 and target_bpp is None:
         raise InputError("--bpp is needed to choose among several weights")
     best: tuple[float, Any, Any] | None = None
+    codecs: dict[str, Any] = {}
     for point in points:
         progress(point.label)
-        codec = Codec(
-            weights=point.weights,
-            quality=point.quality if point.variable_rate else None,
-            tile_size=tile_size or DEFAULT_TILE_SIZE,
-        )
+        codec = point_codec(point, tile_size or DEFAULT_TILE_SIZE, codecs)
         result = codec.encode(rgb, keep_alpha=False, keep_reconstruction=True)
         bpp = 8.0 * len(result.data) / n_px
         score = abs(math.log(bpp / target_bpp)) if target_bpp else 0.0

@@ -79,24 +79,18 @@ class OperatingPoint:
         return d
 
 
-def _rates_of(config: dict[str, Any]) -> list[int]:
-    """Qualities of a variable-rate weights file ([] for a fixed-rate one)."""
-    n = int((config.get("kwargs") or {}).get("num_rates", 0) or 0)
-    return list(range(1, n + 1))
-
-
 def is_variable_rate(path: str | os.PathLike[str]) -> bool:
     """Whether the weights file at ``path`` holds a variable-rate model."""
-    from licodec.zoo.weights import read_config
+    from licodec.zoo.weights import rates_of, read_config
 
-    return Path(path).is_file() and bool(_rates_of(read_config(path)))
+    return Path(path).is_file() and bool(rates_of(read_config(path)))
 
 
 def _point_from_file(
     path: str | os.PathLike[str], model: str | None, rate_quality: int | None = None
 ) -> OperatingPoint:
     """The point of a weights file; ``quality`` picks one rate of a variable-rate file."""
-    from licodec.zoo.weights import read_config
+    from licodec.zoo.weights import rates_of, read_config
 
     p = Path(path)
     if not p.is_file():
@@ -113,7 +107,7 @@ def _point_from_file(
     quality = config.get("quality")
     lmbda = config.get("lambda")
     metric = config.get("metric")
-    rates = _rates_of(config)
+    rates = rates_of(config)
     if rates:
         quality = rate_quality
         if quality is None or not 1 <= int(quality) <= len(rates):
@@ -153,11 +147,11 @@ def resolve_points(
         if model not in known:
             raise ModelError(f"unknown model {model!r}; known models: {', '.join(known)}")
     if weights:
-        from licodec.zoo.weights import read_config
+        from licodec.zoo.weights import rates_of, read_config
 
         points = []
         for w in weights:
-            rates = _rates_of(read_config(w)) if Path(w).is_file() else []
+            rates = rates_of(read_config(w)) if Path(w).is_file() else []
             if rates:  # a variable-rate file: the given qualities, or all of them
                 points += [_point_from_file(w, model, int(q)) for q in qualities or rates]
             elif qualities:
@@ -189,6 +183,28 @@ def resolve_points(
 # --------------------------------------------------------------------------- one image
 
 
+def point_codec(point: OperatingPoint, tile_size: int, cache: dict[str, Any]) -> Any:
+    """A loaded :class:`~licodec.codec.api.Codec` for ``point``, kept in ``cache``.
+
+    The rates of one variable-rate file share one loaded model.
+    """
+    from licodec.codec.api import Codec
+
+    codec = cache.get(point.key)
+    if codec is None:
+        q = point.quality if point.variable_rate else None
+        loaded = next((c.load() for c in cache.values()
+                       if c.load().digest.hex() == point.digest), None)
+        if loaded is not None:
+            codec = Codec(loaded.module, q, metric=loaded.metric, tile_size=tile_size)
+        else:
+            codec = Codec(weights=point.weights, quality=q, tile_size=tile_size)
+        if codec.load().digest.hex() != point.digest:
+            raise ModelError(f"{point.weights} changed while evaluating (digest differs)")
+        cache[point.key] = codec
+    return codec
+
+
 class _Evaluator:
     """Scores images at every operating point; loads each model once (per process)."""
 
@@ -199,17 +215,7 @@ class _Evaluator:
         self._codecs: dict[str, Any] = {}
 
     def codec(self, point: OperatingPoint) -> Any:
-        from licodec.codec.api import Codec
-
-        codec = self._codecs.get(point.key)
-        if codec is None:
-            q = point.quality if point.variable_rate else None
-            codec = Codec(weights=point.weights, quality=q, tile_size=self.tile_size)
-            lm = codec.load()
-            if lm.digest.hex() != point.digest:
-                raise ModelError(f"{point.weights} changed while evaluating (digest differs)")
-            self._codecs[point.key] = codec
-        return codec
+        return point_codec(point, self.tile_size, self._codecs)
 
     def image(self, path: str | Path) -> dict[str, Any]:
         from licodec.eval.metrics import load_rgb
@@ -320,10 +326,9 @@ def _check_existing(
         raise OutputError(f"{path} exists and is not a licodec eval output; {hint}")
     if meta.get("mode") != ("estimate" if estimate else "real"):
         raise OutputError(f"{path} was made in {meta.get('mode')} mode; {hint}")
-    old_digests = [p.get("digest") for p in meta.get("points", []) if isinstance(p, dict)]
     old_keys = [f"{p.get('digest')}" + (f"@q{p.get('quality')}" if p.get("variable_rate") else "")
                 for p in meta.get("points", []) if isinstance(p, dict)]
-    if old_digests != [p.digest for p in points] or old_keys != [p.key for p in points]:
+    if old_keys != [p.key for p in points]:
         raise OutputError(f"{path} was made with other weights or another order of them; {hint}")
     if meta.get("tile_size") != tile_size:
         raise OutputError(f"{path} was made with tile size {meta.get('tile_size')}; {hint}")

@@ -31,6 +31,7 @@ __all__ = [
     "FORMAT_VERSION",
     "load_weights",
     "model_from_config",
+    "rates_of",
     "read_config",
     "save_weights",
     "weights_digest",
@@ -178,6 +179,12 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     if int(config.get("format", 0)) > FORMAT_VERSION:
         raise ModelError(f"{path} uses weights format {config['format']}; upgrade licodec")
     return config
+
+
+def rates_of(config: Mapping[str, Any]) -> list[int]:
+    """The qualities a variable-rate weights file codes at ([] for a fixed-rate one)."""
+    n = int((config.get("kwargs") or {}).get("num_rates", 0) or 0)
+    return list(range(1, n + 1))
 
 
 def model_from_config(config: Mapping[str, Any]) -> nn.Module:
