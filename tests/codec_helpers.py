@@ -78,14 +78,15 @@ def forward_expected(
     """The decoded pixels predicted from ``model.forward`` (eval mode), tile by tile.
 
     Independent of the codec's own encode path: it uses the model's forward
-    reconstruction, which the model contract says equals ``decompress(compress(x))``.
+    reconstruction, which the model contract says equals ``decompress(compress(x))``
+    (in the portable mode, the codec's default).
     """
     h_img, w_img = rgb.shape[:2]
     out = np.empty((h_img, w_img) if gray else (h_img, w_img, 3), dtype=np.uint8)
     for x, y, w, h in rects:
         t = torch.from_numpy(np.ascontiguousarray(rgb[y : y + h, x : x + w]))
         t = t.permute(2, 0, 1)[None].float() / 255
-        x_hat = model(t)["x_hat"][0].clamp(0, 1)
+        x_hat = model(t, portable=True)["x_hat"][0].clamp(0, 1)  # the codec's default mode
         if gray:
             px = (x_hat.mean(dim=0) * 255).round().to(torch.uint8).numpy()
         else:

@@ -156,7 +156,7 @@ def _bad_lic_files(d: Path, good: bytes) -> dict[str, tuple[Path, int, str]]:
     c.model_id = "no-such-model"
     unknown = serialise(c)
     c = parse(good)
-    c.recon_crc ^= 0xFFFF
+    c.check_crc ^= 0xFFFF
     recon = serialise(c)
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x10
@@ -174,7 +174,7 @@ def _bad_lic_files(d: Path, good: bytes) -> dict[str, tuple[Path, int, str]]:
         "foreign": (png_bytes(Image.new("RGB", (4, 4))), EXIT_FORMAT, "wrong magic"),
         "future": (MAGIC + bytes([FORMAT_VERSION + 1]) + good[3:], EXIT_FORMAT, "newer"),
         "unknown_model": (unknown, EXIT_MODEL, "needs model 'no-such-model', which this"),
-        "recon_crc": (recon, EXIT_MODEL, "checksum mismatch"),
+        "check_crc": (recon, EXIT_MODEL, "checksum mismatch"),
         "absurd_size": (big, EXIT_FORMAT, "exceeds the limit of 268435456 pixels"),
         "zero_size": (crc(bytes(zero)), EXIT_FORMAT, "image size 0x40 is empty"),
     }

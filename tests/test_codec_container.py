@@ -54,7 +54,7 @@ def _container(
         height=height,
         colour=colour,
         tiles=tiles,
-        recon_crc=0xDEADBEEF,
+        check_crc=0xDEADBEEF,
         quality=5,
         metric="ms-ssim",
         tile_size=tile_size,
@@ -105,17 +105,45 @@ def test_serialise_parse_round_trip(kwargs: dict) -> None:
         "height",
         "colour",
         "tiles",
-        "recon_crc",
+        "check_crc",
         "quality",
         "metric",
         "tile_size",
         "icc_profile",
         "alpha_method",
         "alpha_data",
+        "portable",
     ):
         assert getattr(d, name) == getattr(c, name), name
     assert d.version == FORMAT_VERSION
     assert d.stats == c.stats
+
+
+def test_portable_bit_and_quality_share_a_byte() -> None:
+    for portable in (False, True):
+        for quality in (0, 1, 6, 31):
+            c = _container()
+            c.portable, c.quality = portable, quality
+            d = parse(serialise(c))
+            assert (d.portable, d.quality, d.metric) == (portable, quality, "ms-ssim")
+    c = _container()
+    c.quality = 32
+    with pytest.raises(ValueError, match="0..31"):
+        serialise(c)
+
+
+def test_version_1_files_still_parse() -> None:
+    """Version 1 (licodec 0.1) had a 6-bit quality and no portable bit."""
+    c = _container()
+    c.quality, c.portable = 5, True
+    v2 = bytearray(serialise(c))
+    assert v2[2] == FORMAT_VERSION == 2
+    v1 = bytearray(v2)
+    v1[2] = 1
+    v1[4] = (v1[4] & 0xC0) | 37  # quality 37 sets the bit that is "portable" in version 2
+    d = parse(_refresh_crc(v1))
+    assert (d.version, d.quality, d.portable, d.metric) == (1, 37, False, "ms-ssim")
+    assert d.check_crc == c.check_crc and d.tiles == c.tiles
 
 
 def test_overhead_single_tile_rgb_under_40_bytes_for_every_model_id() -> None:

@@ -50,6 +50,45 @@ def test_forward_shapes_and_exact_round_trip(tiny: torch.nn.Module, size: tuple[
     assert dec["x_hat"].shape == x.shape
     # The decoder reproduces the encoder's reconstruction bit for bit.
     assert torch.equal(dec["x_hat"], out["x_hat"].clamp(0, 1))
+    assert dec["latent_crc"] == enc["latent_crc"]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (37, 53), (130, 257)])
+def test_portable_round_trip_is_exact(tiny: torch.nn.Module, size: tuple[int, int]) -> None:
+    """float64 entropy parameters: forward, compress and decompress still agree exactly."""
+    x = smooth_image(*size, seed=size[1])
+    with torch.no_grad():
+        out = tiny(x, portable=True)
+        plain = tiny(x)["x_hat"]
+    enc = tiny.compress(x, portable=True, reconstruct=True)
+    dec = tiny.decompress(enc["strings"], enc["shape"], enc["size"], portable=True)
+    assert torch.equal(dec["x_hat"], out["x_hat"].clamp(0, 1))
+    assert torch.equal(enc["x_hat"], dec["x_hat"])  # the encoder's own reconstruction
+    assert dec["latent_crc"] == enc["latent_crc"]
+    assert out["likelihoods"]["y"].dtype == torch.float32
+    # Same model, other precision of the entropy parameters: close, not identical bits
+    assert (out["x_hat"] - plain).abs().max() < 0.05
+    # Decoding with other arithmetic (here: the float32 mode) either reproduces the
+    # latents, and then the image up to rounding, or the latent checksum says it did not.
+    other = tiny.decompress(enc["strings"], enc["shape"], enc["size"], portable=False)
+    if other["latent_crc"] == enc["latent_crc"]:
+        assert (other["x_hat"] - dec["x_hat"]).abs().max() < 0.01
+
+
+def test_portable_copy_follows_the_weights() -> None:
+    model = create_model("wacnn-tiny").eval()
+    model.update(force=True)
+    x = smooth_image(40, 40, 5)
+    with torch.no_grad():
+        a = model(x, portable=True)["x_hat"]
+        model.h_mean_s[0].bias.add_(0.3)  # any in-place change: the float64 copy is rebuilt
+        b = model(x, portable=True)["x_hat"]
+        c = model(x)["x_hat"]
+    assert not torch.equal(a, b)
+    assert (b - c).abs().max() < 0.05
+    model.train()
+    with pytest.raises(ValueError, match="eval"):
+        model(x, portable=True)
 
 
 def test_batch_of_two_round_trip() -> None:

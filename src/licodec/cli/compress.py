@@ -42,6 +42,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--drop-alpha", action="store_true", help="discard an alpha channel instead of keeping it"
     )
+    parser.add_argument(
+        "--portable",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compute the entropy parameters in float64 so the file decodes on any machine "
+        "(default); --no-portable codes about 20 %% faster, but its files decode only where "
+        "torch's float32 arithmetic is bit-identical (same CPU instruction set and torch build)",
+    )
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     add_threads_option(parser)
     parser.add_argument(
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         args.quality,
         args.weights,
         tile_size=args.tile_size or DEFAULT_TILE_SIZE,
+        portable=args.portable,
     )
     codec.load()
 

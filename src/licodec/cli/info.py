@@ -40,6 +40,7 @@ def _text(name: str, d: dict[str, Any]) -> str:
         (
             f"  model    {d['model']} (quality {d['quality']}, {metric}), "
             f"weights {d['weights_digest']}"
+            + ("" if d["portable"] else ", not portable (float32 entropy parameters)")
         ),
         f"  image    {d['width']}x{d['height']} {d['colour']}"
         + (", " + ", ".join(extras) if extras else ""),

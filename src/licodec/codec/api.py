@@ -237,6 +237,11 @@ def _to_pixels(x_hat: torch.Tensor, colour: ColourMode) -> np.ndarray:
     return x.mul(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
+def _chain(tile_crc: int, crc: int) -> int:
+    """Fold one tile's latent CRC into the file's decode checksum."""
+    return zlib.crc32((tile_crc & 0xFFFFFFFF).to_bytes(4, "little"), crc)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -256,6 +261,11 @@ class Codec:
         metric: metric label recorded for a model object ("mse", "ms-ssim").
         tile_size: tile side in pixels (rounded to the model's padding multiple).
         max_pixels: largest declared image a file may have when decoding.
+        portable: compute the entropy parameters in float64 when encoding, so
+            that the file decodes on any machine (recorded in the file; about
+            25 % slower to code). Without it a file decodes only where the
+            model's float32 arithmetic is bit-identical (same CPU instruction
+            set and torch build); elsewhere decoding stops with a checksum error.
 
     Decoding checks that a file was written by these weights (id and digest);
     a codec built without a model resolves each file's model through the zoo.
@@ -270,6 +280,7 @@ class Codec:
         metric: str | None = None,
         tile_size: int = DEFAULT_TILE_SIZE,
         max_pixels: int = MAX_PIXELS,
+        portable: bool = True,
     ) -> None:
         if tile_size < 1:
             raise InputError(f"tile size must be positive, got {tile_size}")
@@ -279,6 +290,7 @@ class Codec:
         self._metric = metric
         self.tile_size = int(tile_size)
         self.max_pixels = int(max_pixels)
+        self.portable = bool(portable)
         self._encoder: LoadedModel | None = None
         self._decoders: dict[tuple[str, int, str | None], LoadedModel] = {}
 
@@ -330,7 +342,7 @@ class Codec:
             for i, (x, y, w, h) in enumerate(rects):
                 xt = _to_tensor(src.rgb_tile(x, y, w, h))
                 try:
-                    out = model.compress(xt, **rate)
+                    out = model.compress(xt, **rate, portable=self.portable, reconstruct=True)
                     strings = out["strings"]
                     shape = tuple(int(s) for s in out["shape"])
                     if (
@@ -338,14 +350,13 @@ class Codec:
                         or len(strings[0]) != 1
                         or len(strings[1]) != 1
                         or len(shape) != 2
+                        or "latent_crc" not in out
                     ):
                         raise ModelError(
                             f"{lm.arch}.compress returned an unsupported stream layout"
                         )
                     y_stream, z_stream = bytes(strings[0][0]), bytes(strings[1][0])
-                    x_hat = model.decompress([[y_stream], [z_stream]], shape, (h, w), **rate)[
-                        "x_hat"
-                    ]
+                    x_hat = out["x_hat"]
                 except ModelError:
                     raise
                 except RuntimeError as exc:
@@ -362,7 +373,7 @@ class Codec:
                 if tuple(x_hat.shape) != (1, 3, h, w):
                     raise ModelError(f"{lm.arch}.decompress returned shape {tuple(x_hat.shape)}")
                 px = _to_pixels(x_hat, src.colour)
-                crc = zlib.crc32(px.tobytes(), crc)
+                crc = _chain(out["latent_crc"], crc)
                 ref = src.pixels[y : y + h, x : x + w]
                 sse += float(np.square(px.astype(np.float64) - ref).sum())
                 if recon is not None:
@@ -381,13 +392,14 @@ class Codec:
             height=src.height,
             colour=src.colour,
             tiles=records,
-            recon_crc=crc,
+            check_crc=crc,
             quality=lm.quality,
             metric=lm.metric,
             tile_size=grid,
             icc_profile=src.icc_profile,
             alpha_method=alpha_method,
             alpha_data=alpha_data,
+            portable=self.portable,
         )
         data = serialise(container)
         n_values = src.pixels.size
@@ -470,27 +482,35 @@ class Codec:
         with torch.inference_mode():
             for i, ((x, y, w, h), t) in enumerate(zip(rects, c.tiles)):
                 try:
-                    x_hat = model.decompress(
-                        [[t.y_stream], [t.z_stream]], t.z_shape, (h, w), **rate
-                    )[
-                        "x_hat"
-                    ]
+                    dec = model.decompress(
+                        [[t.y_stream], [t.z_stream]], t.z_shape, (h, w), **rate,
+                        portable=c.portable,
+                    )
                 except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
                     raise FormatError(f"tile {i} cannot be decoded ({_one_line(exc)})") from None
+                x_hat = dec["x_hat"]
                 if tuple(x_hat.shape) != (1, 3, h, w):
                     raise FormatError(
                         f"tile {i}: latent shape {t.z_shape[0]}x{t.z_shape[1]} does not fit "
                         f"its {w}x{h} pixels"
                     )
                 px = _to_pixels(x_hat, c.colour)
-                crc = zlib.crc32(px.tobytes(), crc)
+                if c.version >= 2:
+                    crc = _chain(int(dec.get("latent_crc", -1)), crc)
+                else:  # version 1 stored the CRC32 of the decoded pixels
+                    crc = zlib.crc32(px.tobytes(), crc)
                 out[y : y + h, x : x + w] = px
                 if progress is not None:
                     progress(i + 1, len(rects))
-        if crc != c.recon_crc:
+        if crc != c.check_crc:
+            hint = (
+                "the file was altered"
+                if c.portable
+                else "it was coded without --portable on a machine whose float arithmetic "
+                "differs from this one's, or it was altered"
+            )
             raise ModelError(
-                "decoded pixels differ from the encoder's (reconstruction checksum mismatch): "
-                "this machine's model numerics differ from the encoder's, or the file was altered"
+                f"decoding does not reproduce the encoder's latents (decode checksum mismatch): {hint}"
             )
         return to_pil(out, c.colour, alpha, c.icc_profile)
 
@@ -516,9 +536,10 @@ def compress(
     *,
     tile_size: int = DEFAULT_TILE_SIZE,
     keep_alpha: bool = True,
+    portable: bool = True,
 ) -> bytes:
     """Compress ``image`` (path, bytes, PIL image or uint8 array) into ``.lic`` bytes."""
-    return Codec(model, quality, weights, tile_size=tile_size).compress(
+    return Codec(model, quality, weights, tile_size=tile_size, portable=portable).compress(
         image, keep_alpha=keep_alpha
     )
 
@@ -556,5 +577,6 @@ def file_info(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS
         "stream_bytes": c.stats["payload_bytes"],
         "overhead_bytes": c.stats["overhead_bytes"],
         "bpp": c.stats["file_bytes"] * 8 / n_px,
-        "reconstruction_crc32": f"{c.recon_crc:08x}",
+        "portable": c.portable,
+        "decode_crc32": f"{c.check_crc:08x}",
     }

@@ -22,6 +22,7 @@ __all__ = [
     "MAGIC",
     "MAX_ICC_BYTES",
     "MAX_PIXELS",
+    "MAX_QUALITY",
     "MAX_TILE_SIDE",
     "AlphaMethod",
     "ColourMode",
@@ -37,7 +38,7 @@ __all__ = [
 
 #: Two magic bytes: 0x89 keeps text files (and 7-bit transports) from matching.
 MAGIC = b"\x89L"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Default bound on width * height that the parser accepts (about 268 Mpixel).
 MAX_PIXELS = 1 << 28
 #: Largest tile side the format allows; bounds the memory one tile decode needs.
@@ -46,6 +47,9 @@ MAX_TILE_SIDE = 4096
 MAX_ICC_BYTES = 16 << 20
 #: Longest model id accepted.
 MAX_MODEL_ID = 64
+#: Largest quality index the format stores (5 bits since version 2).
+MAX_QUALITY = 31
+_PORTABLE_BIT = 0x20  # in the quality / metric byte (version 2)
 
 METRICS = ("mse", "ms-ssim", None)  # code 0, 1, 2 (= unspecified); 3 is reserved
 _MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
@@ -101,13 +105,17 @@ class Container:
     height: int
     colour: ColourMode
     tiles: list[TileRecord]
-    recon_crc: int
+    #: Version 2: CRC32 of the decoded latents (every tile's ``latent_crc``, chained);
+    #: version 1: CRC32 of the decoded 8-bit pixels.
+    check_crc: int
     quality: int = 0
     metric: str | None = None
     tile_size: tuple[int, int] | None = None  # (tile_w, tile_h); None = one tile
     icc_profile: bytes | None = None
     alpha_method: AlphaMethod | None = None
     alpha_data: bytes | None = None
+    #: Entropy parameters computed in float64 (decodable on any machine).
+    portable: bool = False
     version: int = FORMAT_VERSION
     #: Byte counts filled in by :func:`parse` / :func:`serialise` (informational).
     stats: dict[str, int] = field(default_factory=dict)
@@ -197,14 +205,14 @@ def _metric_code(metric: str | None) -> int:
 
 
 def serialise(c: Container) -> bytes:
-    """Bytes of ``c`` (format version 1). Raises ValueError on out-of-range fields."""
+    """Bytes of ``c`` (always the current format version). Raises ValueError on bad fields."""
     mid = c.model_id.encode("ascii")
     if not (1 <= len(mid) <= MAX_MODEL_ID) or not _MODEL_ID_RE.match(c.model_id):
         raise ValueError(f"model id {c.model_id!r} is not a valid format id")
     if len(c.weights_digest) != 8:
         raise ValueError("weights digest must be 8 bytes")
-    if not 0 <= c.quality <= 63:
-        raise ValueError(f"quality {c.quality} does not fit the format (0..63)")
+    if not 0 <= c.quality <= MAX_QUALITY:
+        raise ValueError(f"quality {c.quality} does not fit the format (0..{MAX_QUALITY})")
     if c.width < 1 or c.height < 1:
         raise ValueError("image must be at least 1x1")
     rects = tile_rects(c.width, c.height, c.tile_size)
@@ -223,7 +231,7 @@ def serialise(c: Container) -> bytes:
     out = bytearray(MAGIC)
     out.append(FORMAT_VERSION)
     out.append(flags)
-    out.append((c.quality & 0x3F) | (_metric_code(c.metric) << 6))
+    out.append(c.quality | (_PORTABLE_BIT if c.portable else 0) | (_metric_code(c.metric) << 6))
     if len(mid) > 15:
         out.append(len(mid))
     out += mid
@@ -251,7 +259,7 @@ def serialise(c: Container) -> bytes:
         out += encode_varint(len(t.z_stream))
         if i < len(c.tiles) - 1:
             out += encode_varint(len(t.y_stream))
-    out += (c.recon_crc & 0xFFFFFFFF).to_bytes(4, "little")
+    out += (c.check_crc & 0xFFFFFFFF).to_bytes(4, "little")
     table_end = len(out)
     for t in c.tiles:
         out += t.z_stream
@@ -318,7 +326,10 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
             raise FormatError("model id length is not canonically encoded")
         if id_len > MAX_MODEL_ID:
             raise FormatError(f"model id is too long ({id_len} bytes)")
-    quality = qm & 0x3F
+    if version >= 2:
+        quality, portable = qm & MAX_QUALITY, bool(qm & _PORTABLE_BIT)
+    else:
+        quality, portable = qm & 0x3F, False
     metric_code = qm >> 6
     if metric_code == 3:
         raise FormatError("reserved metric code 3")
@@ -402,8 +413,8 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
             ylen, pos = decode_varint(body, pos, f"tile {i} y stream length", end - pos)
         entries.append((zh, zw, zlen, ylen))
     if pos + 4 > end:
-        raise FormatError("file is truncated (in the reconstruction checksum)")
-    recon_crc = int.from_bytes(body[pos : pos + 4], "little")
+        raise FormatError("file is truncated (in the decode checksum)")
+    check_crc = int.from_bytes(body[pos : pos + 4], "little")
     pos += 4
     table_end = pos
 
@@ -428,13 +439,14 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
         height=height,
         colour=colour,
         tiles=tiles,
-        recon_crc=recon_crc,
+        check_crc=check_crc,
         quality=quality,
         metric=metric,
         tile_size=tile_size,
         icc_profile=icc,
         alpha_method=alpha_method,
         alpha_data=alpha_data,
+        portable=portable,
         version=version,
     )
     c.stats = {

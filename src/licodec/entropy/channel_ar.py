@@ -12,6 +12,15 @@ The slice loop is written once (:meth:`ChannelARModel._slice_loop`); training,
 ``compress`` and ``decompress`` differ only in how one slice is quantized, so
 the encoder and the decoder cannot drift apart.
 
+``portable=True`` computes everything that decides the entropy coder's
+tables (hyper-synthesis, slice transforms, support attention, LRP) in float64.
+Float32 results differ by a few ulps between CPU instruction sets and torch
+builds, and one scale index that lands on the other side of a table boundary
+desynchronises the rANS decoder for the rest of the stream; in float64 those
+differences are about 10^9 times smaller, so a file coded on one machine
+decodes on another. Both sides must use the same mode (the container records
+it). The analysis and synthesis transforms stay float32 in both modes.
+
 With ``num_rates > 0`` the codec is variable-rate: per-rate channel gains
 scale ``y`` before quantization and undo it before synthesis (and likewise
 for ``z``), so one set of weights serves every rate; ``rate`` then selects
@@ -27,6 +36,8 @@ References:
 
 from __future__ import annotations
 
+import copy
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -76,6 +87,26 @@ class _Gains(NamedTuple):
 
 def _times(t: Tensor, gain: Tensor | None) -> Tensor:
     return t if gain is None else t * gain
+
+
+def _crc(t: Tensor, crc: int) -> int:
+    return zlib.crc32(t.detach().to("cpu", torch.int32).contiguous().numpy().tobytes(), crc)
+
+
+class _Nets(NamedTuple):
+    """The modules whose outputs pick the coder's tables, and the dtype they run in."""
+
+    h_mean_s: nn.Module
+    h_scale_s: nn.Module
+    cc_mean_transforms: nn.ModuleList
+    cc_scale_transforms: nn.ModuleList
+    lrp_transforms: nn.ModuleList
+    atten_mean: nn.ModuleList | None
+    atten_scale: nn.ModuleList | None
+    dtype: torch.dtype | None  # None: the model's own (float32 or autocast)
+
+
+_NET_NAMES = _Nets._fields[:-1]
 
 
 class ChannelARModel(CompressionModel):
@@ -209,12 +240,36 @@ class ChannelARModel(CompressionModel):
         y = _times(self.analysis(xp), g.y)
         return y, _times(self.h_a(y), g.z)
 
-    def _entropy_parameters(self, z_hat: Tensor, g: _Gains) -> tuple[Tensor, Tensor]:
+    def _entropy_parameters(self, z_hat: Tensor, g: _Gains, nets: Any) -> tuple[Tensor, Tensor]:
         z_hat = _times(z_hat, g.inv_z)
-        return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
+        if nets.dtype is not None:
+            z_hat = z_hat.to(nets.dtype)
+        return nets.h_mean_s(z_hat), nets.h_scale_s(z_hat)
 
     def _reconstruct(self, y_hat: Tensor, g: _Gains) -> Tensor:
-        return self.synthesis(_times(y_hat, g.inv_y))
+        return self.synthesis(_times(y_hat.float(), g.inv_y))
+
+    # -- precision of the entropy parameters ------------------------------------
+
+    def _nets(self, portable: bool) -> _Nets:
+        """The entropy-parameter modules: ours, or (portable) a float64 copy of them.
+
+        The copy is rebuilt whenever a parameter changed (in-place updates bump
+        a tensor's version), so it never lags behind training or loading.
+        """
+        mods = [getattr(self, n, None) for n in _NET_NAMES]
+        if not portable:
+            return _Nets._make([*mods, None])
+        if self.training:
+            raise ValueError("portable=True is for inference (call eval() first)")
+        tensors = [t for m in mods if m is not None for t in (*m.parameters(), *m.buffers())]
+        key = tuple((t.data_ptr(), t._version) for t in tensors)
+        cached = self.__dict__.get("_portable_nets")
+        if cached is None or cached[0] != key:
+            copies = [None if m is None else copy.deepcopy(m).double().eval() for m in mods]
+            cached = (key, _Nets._make([*copies, torch.float64]))
+            self.__dict__["_portable_nets"] = cached  # not a submodule: never saved
+        return cached[1]
 
     # -- transforms supplied by the model -----------------------------------
 
@@ -250,13 +305,18 @@ class ChannelARModel(CompressionModel):
     # -- the slice loop -------------------------------------------------------
 
     def _slice_loop(
-        self, latent_means: Tensor, latent_scales: Tensor, y_size: Sequence[int], step: SliceStep
+        self,
+        latent_means: Tensor,
+        latent_scales: Tensor,
+        y_size: Sequence[int],
+        step: SliceStep,
+        nets: Any,
     ) -> Tensor:
         """Run every slice: predict (mu, sigma), quantize via ``step``, add LRP.
 
         ``step(k, mu, sigma)`` returns the quantized slice ``round(y_k - mu) + mu``
         (training: straight-through; compress: symbols recorded; decompress:
-        symbols decoded).
+        symbols decoded). ``nets`` supplies the transforms (see :meth:`_nets`).
         """
         h, w = int(y_size[0]), int(y_size[1])
         y_hat_slices: list[Tensor] = []
@@ -264,13 +324,13 @@ class ChannelARModel(CompressionModel):
             support = y_hat_slices[: self.max_support]
             mean_in = torch.cat([latent_means, *support], dim=1)
             scale_in = torch.cat([latent_scales, *support], dim=1)
-            if self.atten_mean is not None and self.atten_scale is not None:
-                mean_in = self.atten_mean[k](mean_in)
-                scale_in = self.atten_scale[k](scale_in)
-            mu = self.cc_mean_transforms[k](mean_in)[:, :, :h, :w]
-            sigma = self.cc_scale_transforms[k](scale_in)[:, :, :h, :w]
+            if nets.atten_mean is not None and nets.atten_scale is not None:
+                mean_in = nets.atten_mean[k](mean_in)
+                scale_in = nets.atten_scale[k](scale_in)
+            mu = nets.cc_mean_transforms[k](mean_in)[:, :, :h, :w]
+            sigma = nets.cc_scale_transforms[k](scale_in)[:, :, :h, :w]
             y_tilde = step(k, mu, sigma)
-            lrp = self.lrp_transforms[k](torch.cat([mean_in, y_tilde], dim=1))
+            lrp = nets.lrp_transforms[k](torch.cat([mean_in, y_tilde], dim=1))
             y_hat_slices.append(y_tilde + 0.5 * torch.tanh(lrp))
         return torch.cat(y_hat_slices, dim=1)
 
@@ -281,18 +341,22 @@ class ChannelARModel(CompressionModel):
         instead of 126 elementwise passes (which dominated decode time).
         """
         gc = self.gaussian_conditional
-        return torch.bucketize(gc.lower_bound_scale(sigma), gc.scale_table[:-1]).int()
+        table = gc.scale_table[:-1].to(sigma.dtype)
+        return torch.bucketize(gc.lower_bound_scale(sigma), table).int()
 
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians()
 
     # -- CompressAI model contract --------------------------------------------
 
-    def forward(self, x: Tensor, rate: int | Tensor | None = None) -> dict[str, Any]:
+    def forward(
+        self, x: Tensor, rate: int | Tensor | None = None, portable: bool = False
+    ) -> dict[str, Any]:
         """Reconstruction (unclamped) and likelihoods of ``y`` and ``z``.
 
         ``rate``: the operating point of a variable-rate model, one for the
-        batch or one per image.
+        batch or one per image. ``portable``: compute the entropy parameters as
+        ``compress(..., portable=True)`` does (eval mode only).
         """
         size = (x.shape[-2], x.shape[-1])
         gains = self._gains(rate, x.shape[0])
@@ -301,17 +365,18 @@ class ChannelARModel(CompressionModel):
         _, z_likelihoods = self.entropy_bottleneck(z)
         medians = self._z_medians()
         z_hat = ste_round(z - medians) + medians
-        latent_means, latent_scales = self._entropy_parameters(z_hat, gains)
+        nets = self._nets(portable)
+        latent_means, latent_scales = self._entropy_parameters(z_hat, gains, nets)
 
         y_slices = y.chunk(self.num_slices, dim=1)
         y_likelihoods: list[Tensor] = []
 
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
             _, lik = self.gaussian_conditional(y_slices[k], sigma, mu)
-            y_likelihoods.append(lik)
+            y_likelihoods.append(lik.to(y.dtype))
             return ste_round(y_slices[k] - mu) + mu
 
-        y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step)
+        y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step, nets)
         x_hat = self._crop(self._reconstruct(y_hat, gains), size, pads)
         return {
             "x_hat": x_hat,
@@ -329,36 +394,59 @@ class ChannelARModel(CompressionModel):
         )
 
     @torch.no_grad()
-    def compress(self, x: Tensor, rate: int | None = None) -> dict[str, Any]:
-        """Entropy-code ``x``: one y stream for the batch, one z stream per image."""
+    def compress(
+        self,
+        x: Tensor,
+        rate: int | None = None,
+        portable: bool = False,
+        reconstruct: bool = False,
+    ) -> dict[str, Any]:
+        """Entropy-code ``x``: one y stream for the batch, one z stream per image.
+
+        Besides CompressAI's ``strings``/``shape`` (and ``size``), returns
+        ``latent_crc``: a CRC32 of every coded symbol and its table index, which
+        :meth:`decompress` recomputes, so a decoder whose entropy parameters came
+        out differently is detected instead of producing a garbled image. With
+        ``reconstruct=True`` also ``x_hat``, exactly what :meth:`decompress`
+        will return (without running the entropy decoder).
+        """
         size = (x.shape[-2], x.shape[-1])
         gains = self._gains(rate, x.shape[0])
         cdf, cdf_lengths, offsets = self._coder_tables()
-        xp, _ = self._pad(x)
+        xp, pads = self._pad(x)
         y, z = self._latents(xp, gains)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        latent_means, latent_scales = self._entropy_parameters(z_hat, gains)
+        nets = self._nets(portable)
+        latent_means, latent_scales = self._entropy_parameters(z_hat, gains, nets)
 
         gc = self.gaussian_conditional
         y_slices = y.chunk(self.num_slices, dim=1)
         symbols: list[int] = []
         indexes: list[int] = []
+        crc = 0
 
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
-            q = gc.quantize(y_slices[k], "symbols", mu)
+            nonlocal crc
+            q = torch.round(y_slices[k] - mu).int()  # as forward's ste_round, in mu's dtype
+            idx = self.scale_indexes(sigma)
+            crc = _crc(idx, _crc(q, crc))
             symbols.extend(q.reshape(-1).tolist())
-            indexes.extend(self.scale_indexes(sigma).reshape(-1).tolist())
+            indexes.extend(idx.reshape(-1).tolist())
             return gc.dequantize(q, mu)
 
-        self._slice_loop(latent_means, latent_scales, y.shape[-2:], step)
+        y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step, nets)
         encoder = BufferedRansEncoder()
         encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
-        return {
+        out: dict[str, Any] = {
             "strings": [[encoder.flush()], z_strings],
             "shape": tuple(z.shape[-2:]),
             "size": size,
+            "latent_crc": crc,
         }
+        if reconstruct:
+            out["x_hat"] = self._crop(self._reconstruct(y_hat, gains).clamp_(0, 1), size, pads)
+        return out
 
     @torch.no_grad()
     def decompress(
@@ -367,32 +455,41 @@ class ChannelARModel(CompressionModel):
         shape: Sequence[int],
         size: Sequence[int] | None = None,
         rate: int | None = None,
-    ) -> dict[str, Tensor]:
-        """Decode what :meth:`compress` produced; ``size`` crops to the original image."""
+        portable: bool = False,
+    ) -> dict[str, Any]:
+        """Decode what :meth:`compress` produced; ``size`` crops to the original image.
+
+        ``portable`` must be what the encoder used. Returns ``x_hat`` and the
+        ``latent_crc`` of the decoded symbols (compare it with the encoder's).
+        """
         if len(strings) != 2 or len(strings[0]) != 1:
             raise ValueError("expected strings = [[y_stream], [z_stream per image]]")
         gains = self._gains(rate, len(strings[1]))
         cdf, cdf_lengths, offsets = self._coder_tables()
         z_hat = self.entropy_bottleneck.decompress(list(strings[1]), tuple(shape))
-        latent_means, latent_scales = self._entropy_parameters(z_hat, gains)
+        nets = self._nets(portable)
+        latent_means, latent_scales = self._entropy_parameters(z_hat, gains, nets)
         y_size = (z_hat.shape[-2] * 4, z_hat.shape[-1] * 4)
 
         gc = self.gaussian_conditional
         decoder = RansDecoder()
         decoder.set_stream(strings[0][0])
+        crc = 0
 
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
-            idx = self.scale_indexes(sigma).reshape(-1).tolist()
-            rv = decoder.decode_stream(idx, cdf, cdf_lengths, offsets)
+            nonlocal crc
+            idx = self.scale_indexes(sigma)
+            rv = decoder.decode_stream(idx.reshape(-1).tolist(), cdf, cdf_lengths, offsets)
             q = torch.tensor(rv, dtype=torch.int32, device=mu.device).reshape(mu.shape)
+            crc = _crc(idx, _crc(q, crc))
             return gc.dequantize(q, mu)
 
-        y_hat = self._slice_loop(latent_means, latent_scales, y_size, step)
+        y_hat = self._slice_loop(latent_means, latent_scales, y_size, step, nets)
         x_hat = self._reconstruct(y_hat, gains).clamp_(0, 1)
         if size is not None:
             hw = (int(size[0]), int(size[1]))
             x_hat = self._crop(x_hat, hw, self._pads_for(hw))
-        return {"x_hat": x_hat}
+        return {"x_hat": x_hat, "latent_crc": crc}
 
     def update(
         self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False
