@@ -60,6 +60,16 @@ def _make_image(width: int, height: int, path: Path) -> str:
     return source
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln for ln in f if ln.startswith("flags")), "")
+    except OSError:
+        return platform.processor()
+    isa = "avx512" if " avx512f" in flags else "avx2" if " avx2" in flags else "sse"
+    return f"{platform.processor() or platform.machine()} ({isa})"
+
+
 def _rss_now() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -97,7 +107,12 @@ def worker(args: argparse.Namespace) -> None:
     model = _load_model(args.model, args.weights)
     model_rss = _rss_now()
     rates = int(getattr(model, "num_rates", 0) or 0)
-    codec = Codec(model, quality=rates // 2 + 1 if rates else None, tile_size=args.tile_size)
+    codec = Codec(
+        model,
+        quality=rates // 2 + 1 if rates else None,
+        tile_size=args.tile_size,
+        portable=args.portable,
+    )
     from licodec.errors import LicodecError
 
     t0 = time.perf_counter()
@@ -147,6 +162,8 @@ def _run_worker(step: str, model: str, args: argparse.Namespace, inp: str, out: 
         cmd += ["--weights", args.weights]
     if args.save_recon:
         cmd += ["--save-recon"]
+    if not args.portable:
+        cmd += ["--no-portable"]
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -170,6 +187,12 @@ def main() -> None:
         "--save-recon",
         action="store_true",
         help="also save the encoder's reconstruction (diagnosis; raises compress RSS)",
+    )
+    p.add_argument(
+        "--portable",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="portable files (float64 entropy parameters; the codec's default)",
     )
     p.add_argument("--worker", choices=["compress", "decompress"], help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
@@ -247,10 +270,12 @@ def main() -> None:
                     "platform": platform.platform(),
                     "torch": torch.__version__,
                     "threads": args.threads,
+                    "cpu": _cpu_name(),
                     "load_average": os.getloadavg(),
                 },
                 "weights": args.weights or "random (seed 0)",
                 "tile_size": args.tile_size,
+                "portable": args.portable,
                 "results": rows,
             },
             indent=2,

@@ -75,6 +75,19 @@ def test_portable_round_trip_is_exact(tiny: torch.nn.Module, size: tuple[int, in
         assert (other["x_hat"] - dec["x_hat"]).abs().max() < 0.01
 
 
+def test_decompress_checks_the_encoders_latent_crc() -> None:
+    model = create_model("tcm-tiny").eval()
+    model.update(force=True)
+    x = smooth_image(30, 70, 4)
+    enc = model.compress(x)
+    with torch.no_grad():
+        ref = model(x)["x_hat"].clamp(0, 1)
+    assert torch.equal(model.decompress(**enc)["x_hat"], ref)
+    enc["latent_crc"] ^= 1
+    with pytest.raises(ValueError, match="latent_crc mismatch"):
+        model.decompress(**enc)
+
+
 def test_portable_copy_follows_the_weights() -> None:
     model = create_model("wacnn-tiny").eval()
     model.update(force=True)

@@ -456,11 +456,13 @@ class ChannelARModel(CompressionModel):
         size: Sequence[int] | None = None,
         rate: int | None = None,
         portable: bool = False,
+        latent_crc: int | None = None,
     ) -> dict[str, Any]:
         """Decode what :meth:`compress` produced; ``size`` crops to the original image.
 
         ``portable`` must be what the encoder used. Returns ``x_hat`` and the
-        ``latent_crc`` of the decoded symbols (compare it with the encoder's).
+        ``latent_crc`` of the decoded symbols; given the encoder's ``latent_crc``
+        (``decompress(**compress(x))`` passes it), a mismatch raises ValueError.
         """
         if len(strings) != 2 or len(strings[0]) != 1:
             raise ValueError("expected strings = [[y_stream], [z_stream per image]]")
@@ -485,6 +487,12 @@ class ChannelARModel(CompressionModel):
             return gc.dequantize(q, mu)
 
         y_hat = self._slice_loop(latent_means, latent_scales, y_size, step, nets)
+        if latent_crc is not None and crc != latent_crc:
+            raise ValueError(
+                "decoded latents differ from the encoder's (latent_crc mismatch): the streams "
+                "were altered, or the encoder computed its entropy parameters differently "
+                "(another platform without portable=True)"
+            )
         x_hat = self._reconstruct(y_hat, gains).clamp_(0, 1)
         if size is not None:
             hw = (int(size[0]), int(size[1]))
