@@ -78,14 +78,18 @@ def _naive_window_attention(attn: WindowAttention, x: torch.Tensor, shift: int) 
 
 
 @pytest.mark.parametrize("shift", [0, 2])
-def test_window_attention_equals_the_naive_formula(shift: int) -> None:
+@pytest.mark.parametrize("magnitude", [1.0, 10.0])
+def test_window_attention_equals_the_naive_formula(shift: int, magnitude: float) -> None:
+    """Also with logits of order 100, where the -100 mask does not block completely
+    and must be added to the position bias, not replace it."""
     attn = WindowAttention(dim=12, num_heads=3, window=4)
-    torch.nn.init.normal_(attn.relative_position_bias_table, std=1.0)
-    x = torch.randn(2, 8, 12, 12)
+    torch.nn.init.normal_(attn.relative_position_bias_table, std=2.0)
+    torch.manual_seed(1)
+    x = torch.randn(2, 8, 12, 12) * magnitude
     with torch.no_grad():
         ours = windowed_attention(attn, x, shift)
         ref = _naive_window_attention(attn, x, shift)
-    assert torch.allclose(ours, ref, atol=1e-5)
+    torch.testing.assert_close(ours, ref, atol=1e-4 * magnitude, rtol=1e-4)
 
 
 def test_tcm_bias_layout_equals_the_table_layout() -> None:

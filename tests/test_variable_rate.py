@@ -215,6 +215,33 @@ def test_config_lambdas_of_a_variable_rate_model() -> None:
     assert fixed.num_rates == 0 and fixed.lambdas == [0.0035]
     with pytest.raises(InputError, match="do not set lmbda"):
         _ = TrainConfig(model="wacnn-lite", lmbda=0.01).lambdas
+    own = [0.0006, 0.0013, 0.003, 0.0067, 0.018, 0.0483]
+    assert TrainConfig(model="wacnn-lite", rate_lambdas=own).lambdas == own
+    for bad in ([0.001] * 6, own[:5], [*own[:5], -1.0]):
+        with pytest.raises(InputError, match="rate_lambdas must be 6 increasing"):
+            TrainConfig(model="wacnn-lite", data="d", rate_lambdas=bad).validate()
+    with pytest.raises(InputError, match="rate_lambdas is for a variable-rate model"):
+        TrainConfig(model="wacnn-tiny", data="d", rate_lambdas=[0.01]).validate()
+
+
+def test_retarget_rates_interpolates_gains_in_log_lambda() -> None:
+    torch.manual_seed(0)
+    model = create_model("wacnn-tiny", num_rates=3)
+    with torch.no_grad():
+        for p in (model.gain_y, model.inv_gain_y, model.gain_z, model.inv_gain_z):
+            p.normal_()
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "gain" in n}
+    old = [0.001, 0.004, 0.016]
+    # an old λ keeps its gains; the geometric midpoint averages the log-gains;
+    # below the table the first segment is extended
+    model.retarget_rates(old, [0.0005, 0.002, 0.016])
+    for n, g in before.items():
+        p = dict(model.named_parameters())[n]
+        torch.testing.assert_close(p[2], g[2])
+        torch.testing.assert_close(p[1], (g[0] + g[1]) / 2)
+        torch.testing.assert_close(p[0], g[0] - (g[1] - g[0]) / 2)
+    with pytest.raises(ValueError, match="increasing"):
+        model.retarget_rates([0.004, 0.001, 0.016], old)
 
 
 def test_training_from_a_fixed_rate_start(tmp_path: Path) -> None:
@@ -260,3 +287,22 @@ def test_files_from_before_variable_rate_load_as_fixed_rate() -> None:
     del kwargs["num_rates"]  # what a file written before variable rate existed holds
     assert model_from_config({"arch": "wacnn-lite", "kwargs": kwargs}).num_rates == 0
     assert model_from_config({"arch": "wacnn-lite", "kwargs": {**kwargs, "num_rates": 6}}).num_rates == 6
+
+
+def test_init_from_variable_rate_weights_with_other_lambdas(tmp_path: Path) -> None:
+    from licodec.train.trainer import load_init_weights
+    from licodec.zoo.weights import save_weights
+
+    torch.manual_seed(0)
+    src = create_model("wacnn-tiny", num_rates=3)
+    with torch.no_grad():
+        src.gain_y.normal_()
+    path = save_weights(src, tmp_path / "vr.safetensors", {"lambdas": [0.001, 0.004, 0.016]})
+    same = create_model("wacnn-tiny", num_rates=3)
+    load_init_weights(same, str(path), "wacnn-tiny", [0.001, 0.004, 0.016])
+    torch.testing.assert_close(same.gain_y, src.gain_y)
+    moved = create_model("wacnn-tiny", num_rates=3)
+    desc = load_init_weights(moved, str(path), "wacnn-tiny", [0.002, 0.004, 0.016])
+    assert "gains moved from λ=0.001, 0.004, 0.016" in desc
+    torch.testing.assert_close(moved.gain_y[1:], src.gain_y[1:])
+    torch.testing.assert_close(moved.gain_y[0], (src.gain_y[0] + src.gain_y[1]) / 2)

@@ -210,6 +210,26 @@ class ChannelARModel(CompressionModel):
         self.gain_y.copy_(g[:, None].expand_as(self.gain_y))
         self.inv_gain_y.copy_(-g[:, None].expand_as(self.inv_gain_y))
 
+    @torch.no_grad()
+    def retarget_rates(self, old: Sequence[float], new: Sequence[float]) -> None:
+        """Move the rates from λs ``old`` to λs ``new`` (fine-tuning to another table).
+
+        Every log-gain is interpolated piecewise linearly in log λ between the
+        trained rates, and extrapolated along the end segments: the continuous
+        rate adaptation of gain units (Cui et al.) applied to the starting point.
+        """
+        if len(old) != self.num_rates or len(new) != self.num_rates:
+            raise ValueError(f"need {self.num_rates} lambdas, got {len(old)} and {len(new)}")
+        lo = torch.log(torch.tensor(list(old), dtype=torch.float64))
+        if self.num_rates < 2 or not bool((lo[1:] > lo[:-1]).all()):
+            raise ValueError("old lambdas must be at least two and increasing")
+        ln = torch.log(torch.tensor(list(new), dtype=torch.float64))
+        seg = torch.clamp(torch.searchsorted(lo, ln) - 1, 0, self.num_rates - 2)
+        t = ((ln - lo[seg]) / (lo[seg + 1] - lo[seg]))[:, None]
+        for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z):
+            g = p.detach().double()
+            p.copy_((g[seg] + t * (g[seg + 1] - g[seg])).to(p.dtype))
+
     def _gains(self, rate: int | Tensor | None, batch: int) -> _Gains:
         """The gains of ``rate`` (checked) for a batch of ``batch`` images."""
         if not self.num_rates:

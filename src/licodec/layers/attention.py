@@ -10,7 +10,8 @@ The authors' modules differ only in parameter names and two numeric details,
 which are kept as options so that published checkpoints reproduce:
 
 * WACNN/STF (Swin style): ``qkv``/``proj`` linears, a bias *table* indexed by
-  a persistent ``relative_position_index`` buffer, masked logits get ``-100``.
+  a persistent ``relative_position_index`` buffer, masked logits get ``-100``
+  added (so large logits still leak through, as in the authors' code).
 * TCM: ``embedding_layer``/``linear``, a bias parameter laid out
   ``[heads, 2w-1, 2w-1]``, masked logits get ``-inf``.
 
@@ -124,7 +125,9 @@ class _WindowAttentionBase(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B*nW, heads, N, d)
         bias = self.position_bias().to(q.dtype)[None]  # (1, heads, N, N)
         if mask is not None:
-            bias = bias.masked_fill(mask[:, None], self.mask_value)  # (nW, heads, N, N)
+            # Added to the bias, not in its place, as the authors' code does: with
+            # -100 (not -inf) a masked pair still counts where logits are large.
+            bias = torch.where(mask[:, None], bias + self.mask_value, bias)  # (nW, heads, N, N)
             if b > 1:
                 bias = bias.repeat(b, 1, 1, 1)
         # 4-D inputs and a 4-D mask keep PyTorch on its fused CPU kernel

@@ -99,6 +99,7 @@ class TrainConfig:
     metric: str = "mse"
     lmbda: float | None = None  # None: from the recipe table for (model, metric, quality)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # registry overrides
+    rate_lambdas: list[float] | None = None  # variable rate: λ per rate (default: recipe 1..n)
     init: str | None = None  # weights to start from (fine-tuning)
     # data
     data: str = ""
@@ -163,14 +164,21 @@ class TrainConfig:
 
     @property
     def lambdas(self) -> list[float]:
-        """λ of every operating point: quality 1..n of the recipe for a variable-rate
-        model (``quality`` then only picks the validation point), else ``[lambda_]``."""
+        """λ of every operating point: ``rate_lambdas`` or quality 1..n of the recipe for
+        a variable-rate model (``quality`` then only picks the validation point), else
+        ``[lambda_]``."""
         n = self.num_rates
         if not n:
             return [self.lambda_]
         if self.lmbda is not None:
-            raise InputError("a variable-rate model takes its λs from the recipe table; "
-                             "do not set lmbda")
+            raise InputError("a variable-rate model takes its λs from rate_lambdas or the "
+                             "recipe table; do not set lmbda")
+        if self.rate_lambdas is not None:
+            lams = [float(v) for v in self.rate_lambdas]
+            if len(lams) != n or any(v <= 0 for v in lams) or lams != sorted(set(lams)):
+                raise InputError(f"rate_lambdas must be {n} increasing positive numbers, "
+                                 f"got {self.rate_lambdas}")
+            return lams
         return [recipe_lambda(self.model, self.metric, q) for q in range(1, n + 1)]
 
     def milestone_steps(self) -> list[int]:
@@ -192,9 +200,10 @@ class TrainConfig:
             raise InputError(f"lmbda must be > 0, got {self.lmbda}")
         if self.num_rates > 6:
             raise InputError(f"the recipe has 6 qualities; num_rates={self.num_rates} is too many")
-        if self.num_rates and self.lmbda is not None:
-            raise InputError("a variable-rate model takes its λs from the recipe table; "
-                             "do not set lmbda")
+        if self.num_rates:
+            _ = self.lambdas  # raises on lmbda or bad rate_lambdas
+        elif self.rate_lambdas is not None:
+            raise InputError("rate_lambdas is for a variable-rate model (num_rates > 0)")
         if self.schedule not in SCHEDULES:
             raise InputError(
                 f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from licodec.errors import InputError, LicodecError, ModelError, OutputError
 from licodec.train.config import TrainConfig, atomic_write_text, save_yaml
@@ -92,8 +92,15 @@ def build_model(cfg: TrainConfig) -> Any:
         raise ModelError(f"bad model_kwargs for {cfg.model}: {exc}") from None
 
 
-def _read_state_dict(path: Path) -> tuple[dict[str, Any], str | None, float | None]:
-    """A state_dict, and the arch and λ when known, from our weights, a trainer
+class _InitWeights(NamedTuple):
+    state_dict: dict[str, Any]
+    arch: str | None
+    lmbda: float | None  # a fixed-rate model's λ
+    lambdas: list[float] | None  # a variable-rate model's λ per rate
+
+
+def _read_state_dict(path: Path) -> _InitWeights:
+    """A state_dict, and the arch and λ(s) when known, from our weights, a trainer
     checkpoint or a run directory."""
     import torch
 
@@ -110,23 +117,31 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Any], str | None, float | No
         from licodec.zoo.weights import load_weights
 
         model, meta = load_weights(path)
-        lmbda = meta.get("lambda")
-        return (model.state_dict(), getattr(model, "arch", None) or meta.get("arch"),
-                float(lmbda) if isinstance(lmbda, (int, float)) else None)
+        lmbda, lambdas = meta.get("lambda"), meta.get("lambdas")
+        return _InitWeights(
+            model.state_dict(), getattr(model, "arch", None) or meta.get("arch"),
+            float(lmbda) if isinstance(lmbda, (int, float)) else None,
+            [float(v) for v in lambdas] if isinstance(lambdas, list) else None,
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"cannot read weights {path}: {exc}".splitlines()[0]) from None
     arch = None
     lmbda = None
+    lambdas = None
     if isinstance(ckpt, dict) and "licodec" in ckpt:  # our trainer's checkpoint
         saved = ckpt["licodec"].get("config", {})
         arch = saved.get("model")
         try:
-            lmbda = TrainConfig(**{k: v for k, v in saved.items()
-                                   if k in TrainConfig.__dataclass_fields__}).lambda_
+            run_cfg = TrainConfig(**{k: v for k, v in saved.items()
+                                     if k in TrainConfig.__dataclass_fields__})
+            if run_cfg.num_rates:
+                lambdas = run_cfg.lambdas
+            else:
+                lmbda = run_cfg.lambda_
         except (TypeError, InputError, KeyError):
-            lmbda = None
+            lmbda = lambdas = None
         sd = {k[6:]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     elif isinstance(ckpt, dict) and "state_dict" in ckpt:
         sd = ckpt["state_dict"]
@@ -135,7 +150,7 @@ def _read_state_dict(path: Path) -> tuple[dict[str, Any], str | None, float | No
     if not isinstance(sd, dict):
         raise ModelError(f"{path} holds no state_dict")
     sd = {(k.removeprefix("module.")): v for k, v in sd.items()}
-    return sd, arch, lmbda
+    return _InitWeights(sd, arch, lmbda, lambdas)
 
 
 def _geometric_mean(values: list[float]) -> float:
@@ -149,8 +164,10 @@ def load_init_weights(
 
     Fixed-rate weights may start a variable-rate model: its gains are then
     spread around the λ those weights were trained for (see ``init_rate_gains``).
+    Variable-rate weights trained for other λs have their gains moved to the
+    new ones (see ``retarget_rates``).
     """
-    sd, arch, lmbda = _read_state_dict(Path(path))
+    sd, arch, lmbda, init_lambdas = _read_state_dict(Path(path))
     if arch and arch != expected_arch:
         raise ModelError(f"--init weights are for {arch!r}, but the model is {expected_arch!r}")
     try:
@@ -164,6 +181,10 @@ def load_init_weights(
                 ref = lmbda or _geometric_mean(lambdas)
                 model.init_rate_gains(lambdas, ref)
                 return f"{path} ({arch or 'unknown arch'}; rate gains spread around λ={ref:g})"
+            if not missing and lambdas and init_lambdas and list(init_lambdas) != list(lambdas):
+                model.retarget_rates(init_lambdas, lambdas)
+                return (f"{path} ({arch or 'unknown arch'}; rate gains moved from "
+                        f"λ={', '.join(f'{v:g}' for v in init_lambdas)})")
         else:
             model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
