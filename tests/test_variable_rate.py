@@ -306,3 +306,32 @@ def test_init_from_variable_rate_weights_with_other_lambdas(tmp_path: Path) -> N
     assert "gains moved from λ=0.001, 0.004, 0.016" in desc
     torch.testing.assert_close(moved.gain_y[1:], src.gain_y[1:])
     torch.testing.assert_close(moved.gain_y[0], (src.gain_y[0] + src.gain_y[1]) / 2)
+
+
+def test_channels_last_training_matches_the_default_layout(tmp_path: Path) -> None:
+    """NHWC is a speed setting: the same step computes the same loss in either layout."""
+    pytest.importorskip("lightning")
+    from licodec.train.config import TrainConfig
+    from licodec.train.trainer import run_training
+    from licodec.zoo.weights import load_weights
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        Image.fromarray(photo(72, 80, i)).save(data / f"{i}.png")
+    models, losses = [], []
+    for nhwc in (False, True):
+        cfg = TrainConfig(model="wacnn-tiny", data=str(data), out=str(tmp_path / f"run{nhwc}"),
+                          crop=64, batch_size=2, steps=1, lr=1e-5, schedule="constant",
+                          log_every=1, ckpt_every=1, val_every=1000, progress="none",
+                          threads=1, seed=0, channels_last=nhwc)
+        result = run_training(cfg)
+        assert result.step == 1
+        losses.append(result.train["loss"])
+        models.append(load_weights(tmp_path / f"run{nhwc}" / "model.safetensors")[0])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)  # same function, other layout
+    x = _image(32, 48)
+    enc = models[1].compress(x)
+    with torch.no_grad():
+        ref = models[1](x)["x_hat"].clamp(0, 1)
+    assert torch.equal(models[1].decompress(**enc)["x_hat"], ref)

@@ -57,7 +57,7 @@ RESUME_MUTABLE = frozenset(
     {
         "steps", "devices", "num_nodes", "strategy", "accelerator", "precision", "workers",
         "threads", "log_every", "ckpt_every", "keep_every", "val_every", "val", "val_images",
-        "progress", "cache", "cache_limit_mb", "export", "compile",
+        "progress", "cache", "cache_limit_mb", "export", "compile", "channels_last",
         "milestones", "gamma", "min_lr", "plateau_factor", "plateau_patience",
         "lr", "aux_lr",  # e.g. a lower rate for the last stretch of a long run
         "out",  # the run directory may have been moved
@@ -134,6 +134,10 @@ class TrainConfig:
     precision: str = "32-true"
     threads: int | None = None  # torch intra-op threads per process
     compile: bool = False  # torch.compile the model (slow start, maybe faster steps)
+    # NHWC activations and weights (oneDNN's native CPU layout): measured 1.41 -> 0.98 s
+    # per 8x256² wacnn-lite step and 2.03 -> 1.83 s for stf-lite on 2 cores; TCM's
+    # backward then stalls in a slow path, so it stays off by default.
+    channels_last: bool = False
     # bookkeeping
     out: str = ""
     log_every: int = 50

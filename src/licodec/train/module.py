@@ -206,6 +206,8 @@ class LitCompression(L.LightningModule):
         torch.manual_seed(_mix(cfg.seed, self.global_rank, step, self.micro))
 
         x = batch.to(torch.float32).div_(255.0)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         # DDP: synchronise gradients only on the last micro-batch of a step
         strategy = self.trainer.strategy
         sync_ctx = (strategy.block_backward_sync()

@@ -450,6 +450,8 @@ def run_training(
     datamodule = _make_datamodule(cfg, index, pin_memory=pin)
     if cfg.threads is None and trainer.strategy.root_device.type == "cpu" and trainer.num_devices > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // trainer.num_devices))
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     if cfg.compile:
         model.compile()
 
