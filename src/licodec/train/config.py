@@ -136,7 +136,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (slow start, maybe faster steps)
     # NHWC activations and weights (oneDNN's native CPU layout): measured 1.41 -> 0.98 s
     # per 8x256² wacnn-lite step and 2.03 -> 1.83 s for stf-lite on 2 cores; TCM's
-    # backward then stalls in a slow path, so it stays off by default.
+    # backward in NHWC stalls or corrupts memory (torch 2.14, CPU), so it is off by default.
     channels_last: bool = False
     # bookkeeping
     out: str = ""
