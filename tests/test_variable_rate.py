@@ -335,3 +335,18 @@ def test_channels_last_training_matches_the_default_layout(tmp_path: Path) -> No
     with torch.no_grad():
         ref = models[1](x)["x_hat"].clamp(0, 1)
     assert torch.equal(models[1].decompress(**enc)["x_hat"], ref)
+
+
+def test_channels_last_is_refused_for_tcm_on_cpu(tmp_path: Path) -> None:
+    pytest.importorskip("lightning")
+    from licodec.train.config import TrainConfig
+    from licodec.train.trainer import run_training
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(photo(72, 80, 0)).save(data / "0.png")
+    cfg = TrainConfig(model="tcm-tiny", data=str(data), out=str(tmp_path / "run"), crop=64,
+                      batch_size=1, steps=1, progress="none", threads=1,
+                      accelerator="cpu", channels_last=True)
+    with pytest.raises(InputError, match="channels_last breaks TCM"):
+        run_training(cfg)
