@@ -262,10 +262,11 @@ class Codec:
         tile_size: tile side in pixels (rounded to the model's padding multiple).
         max_pixels: largest declared image a file may have when decoding.
         portable: compute the entropy parameters in float64 when encoding, so
-            that the file decodes on any machine (recorded in the file; about
-            25 % (wacnn-lite) to 160 % (stf) more time on a CPU). Without it a file decodes only where the
-            model's float32 arithmetic is bit-identical (same CPU instruction
-            set and torch build); elsewhere decoding stops with a checksum error.
+            that the file decodes on any machine (recorded in the file; 25 %
+            (wacnn-lite) to 160 % (stf) more time on a CPU). Without it a file
+            decodes only where the model's float32 arithmetic is bit-identical
+            (same CPU instruction set and torch build); elsewhere decoding
+            stops with a checksum error.
 
     Decoding checks that a file was written by these weights (id and digest);
     a codec built without a model resolves each file's model through the zoo.
