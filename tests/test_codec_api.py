@@ -232,3 +232,27 @@ def test_crafted_streams_with_valid_crc_fail_cleanly() -> None:
         c.tiles[0] = type(t)(t.z_shape, z, y)
         with pytest.raises((ModelError, FormatError)):
             Codec(model).decompress(serialise(c))
+
+
+def test_version_1_files_decode_with_their_pixel_checksum() -> None:
+    """licodec 0.1 wrote float32 files whose check was a CRC32 of the decoded pixels."""
+    model = tiny_model("wacnn-tiny")
+    image = photo(40, 70, seed=6)
+    res = Codec(model, portable=False).encode(image, keep_reconstruction=True)
+    c = parse(res.data)
+    at = c.stats["header_bytes"] + c.stats["tile_table_bytes"] - 4  # the check field
+    pixels = np.asarray(res.reconstruction, dtype=np.uint8)
+    v1 = bytearray(res.data)
+    v1[2] = 1
+    v1[at : at + 4] = zlib.crc32(pixels.tobytes()).to_bytes(4, "little")
+
+    def fixed(b: bytearray) -> bytes:
+        return bytes(b[:-4]) + zlib.crc32(bytes(b[:-4])).to_bytes(4, "little")
+
+    assert parse(fixed(v1)).version == 1
+    assert np.array_equal(np.asarray(Codec(model).decompress(fixed(v1))), pixels)
+    v1[at] ^= 1
+    with pytest.raises(ModelError, match="written by licodec 0.1"):
+        Codec(model).decompress(fixed(v1))
+    with pytest.raises(ValueError, match="can only write format version 2"):
+        serialise(parse(fixed(v1)))

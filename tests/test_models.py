@@ -88,6 +88,63 @@ def test_decompress_checks_the_encoders_latent_crc() -> None:
         model.decompress(**enc)
 
 
+def test_decompress_takes_what_compress_returned() -> None:
+    model = create_model("wacnn-tiny").eval()
+    model.update(force=True)
+    x = smooth_image(50, 40, 7)
+    for portable in (False, True):
+        enc = model.compress(x, portable=portable, reconstruct=True)
+        assert enc["portable"] is portable
+        assert torch.equal(model.decompress(**enc)["x_hat"], enc["x_hat"])
+
+
+def test_portable_entropy_parameters_are_float64_throughout() -> None:
+    """Also the rate gain on z_hat: float32 exp differs between CPU kernels."""
+    torch.manual_seed(0)
+    model = create_model("wacnn-tiny", num_rates=3).eval()
+    with torch.no_grad():
+        model.inv_gain_z.normal_()
+    model.update(force=True)
+    z_hat = torch.randn(1, model.entropy_bottleneck.channels, 2, 3).round()
+    nets = model._nets(True)
+    g = model._gains(2, 1)
+    means, _ = model._entropy_parameters(z_hat, g, nets)
+    assert means.dtype == torch.float64
+    scaled = z_hat.double() * torch.exp(model.inv_gain_z[2].double())[None, :, None, None]
+    assert torch.equal(means, nets.h_mean_s(scaled))
+
+
+def test_likelihoods_keep_float32_under_autocast() -> None:
+    model = create_model("wacnn-tiny").train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(smooth_image(64, 64, 1))
+    assert out["likelihoods"]["y"].dtype == torch.float32
+    assert out["likelihoods"]["y"].min() > 0
+
+
+def test_portable_cache_after_loading_and_under_inference_mode() -> None:
+    torch.manual_seed(0)
+    a = create_model("wacnn-tiny").eval()
+    torch.manual_seed(1)
+    b = create_model("wacnn-tiny").eval()
+    x = smooth_image(40, 40, 2)
+    with torch.inference_mode():
+        a(x, portable=True)  # builds the float64 copy inside inference mode
+    with torch.no_grad():
+        ref_b = b(x, portable=True)["x_hat"]
+        a.load_state_dict(b.state_dict())
+        assert torch.equal(a(x, portable=True)["x_hat"], ref_b)
+        with torch.no_grad():  # .data writes do not bump versions; the explicit reset does
+            a.h_mean_s[0].bias.data.add_(1.0)
+        a.clear_portable_cache()
+        assert not torch.equal(a(x, portable=True)["x_hat"], ref_b)
+    out = a(x, portable=True)  # grad mode: the copy is not an inference tensor
+    assert out["x_hat"].requires_grad
+    import copy
+
+    assert "_portable_nets" not in copy.deepcopy(a).__dict__
+
+
 def test_portable_copy_follows_the_weights() -> None:
     model = create_model("wacnn-tiny").eval()
     model.update(force=True)

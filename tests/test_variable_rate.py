@@ -350,3 +350,15 @@ def test_channels_last_is_refused_for_tcm_on_cpu(tmp_path: Path) -> None:
                       accelerator="cpu", channels_last=True)
     with pytest.raises(InputError, match="channels_last breaks TCM"):
         run_training(cfg)
+
+
+def test_init_with_bad_lambdas_is_a_model_error(tmp_path: Path) -> None:
+    from licodec.errors import ModelError
+    from licodec.train.trainer import load_init_weights
+    from licodec.zoo.weights import save_weights
+
+    src = create_model("wacnn-tiny", num_rates=3)
+    path = save_weights(src, tmp_path / "vr.safetensors", {"lambdas": [0.004, 0.001, 0.016]})
+    with pytest.raises(ModelError, match="increasing"):
+        load_init_weights(create_model("wacnn-tiny", num_rates=3), str(path), "wacnn-tiny",
+                          [0.001, 0.004, 0.016])

@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="compute the entropy parameters in float64 so the file decodes on any machine "
-        "(default); --no-portable is faster (20-60 %% less time), but its files decode only where "
+        "(default); --no-portable is faster, but its files decode only where "
         "torch's float32 arithmetic is bit-identical (same CPU instruction set and torch build)",
     )
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")

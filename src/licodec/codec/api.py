@@ -31,6 +31,7 @@ import numpy as np
 
 from licodec.codec.container import (
     MAX_PIXELS,
+    MAX_QUALITY,
     ColourMode,
     Container,
     TileRecord,
@@ -150,7 +151,7 @@ def _from_weights_file(path: str | os.PathLike[str], arch: str | None = None) ->
         module,
         str(meta["arch"]),
         _digest(module),
-        int(quality) if isinstance(quality, int) and 0 <= quality <= 63 else 0,
+        int(quality) if isinstance(quality, int) and 0 <= quality <= MAX_QUALITY else 0,
         str(metric) if metric else None,
         Path(path),
     )
@@ -171,8 +172,8 @@ def resolve_model(
     metric: str | None = None,
 ) -> LoadedModel:
     """The model to encode with (see the module docstring for the order)."""
-    if quality is not None and not 0 <= int(quality) <= 63:
-        raise ModelError(f"quality must be in 0..63, got {quality}")
+    if quality is not None and not 0 <= int(quality) <= MAX_QUALITY:
+        raise ModelError(f"quality must be in 0..{MAX_QUALITY}, got {quality}")
     if weights is not None:
         if isinstance(model, str):
             _check_model_name(model)
@@ -262,8 +263,8 @@ class Codec:
         tile_size: tile side in pixels (rounded to the model's padding multiple).
         max_pixels: largest declared image a file may have when decoding.
         portable: compute the entropy parameters in float64 when encoding, so
-            that the file decodes on any machine (recorded in the file; 25 %
-            (wacnn-lite) to 160 % (stf) more time on a CPU). Without it a file
+            that the file decodes on any machine (recorded in the file; it
+            costs time, see docs/format.md). Without it a file
             decodes only where the model's float32 arithmetic is bit-identical
             (same CPU instruction set and torch build); elsewhere decoding
             stops with a checksum error.
@@ -357,7 +358,7 @@ class Codec:
                             f"{lm.arch}.compress returned an unsupported stream layout"
                         )
                     y_stream, z_stream = bytes(strings[0][0]), bytes(strings[1][0])
-                    x_hat = out["x_hat"]
+                    x_hat = out.get("x_hat")
                 except ModelError:
                     raise
                 except RuntimeError as exc:
@@ -371,8 +372,10 @@ class Codec:
                     or not z_stream
                 ):
                     raise ModelError(f"{lm.arch} produced a latent the format cannot store")
-                if tuple(x_hat.shape) != (1, 3, h, w):
-                    raise ModelError(f"{lm.arch}.decompress returned shape {tuple(x_hat.shape)}")
+                if not isinstance(x_hat, torch.Tensor) or tuple(x_hat.shape) != (1, 3, h, w):
+                    raise ModelError(
+                        f"{lm.arch}.compress returned no reconstruction of shape (1, 3, {h}, {w})"
+                    )
                 px = _to_pixels(x_hat, src.colour)
                 crc = _chain(out["latent_crc"], crc)
                 ref = src.pixels[y : y + h, x : x + w]
@@ -504,12 +507,15 @@ class Codec:
                 if progress is not None:
                     progress(i + 1, len(rects))
         if crc != c.check_crc:
-            hint = (
-                "the file was altered"
-                if c.portable
-                else "it was coded without --portable on a machine whose float arithmetic "
-                "differs from this one's, or it was altered"
-            )
+            if c.version < 2:
+                hint = ("it was written by licodec 0.1 on a machine whose float arithmetic differs "
+                        "from this one's, or it was altered")
+            elif c.portable:
+                hint = ("the file was altered, or this machine computes the model's coder tables "
+                        "or float64 arithmetic differently from the encoder's")
+            else:
+                hint = ("it was coded without --portable on a machine whose float arithmetic "
+                        "differs from this one's, or it was altered")
             raise ModelError(
                 f"decoding does not reproduce the encoder's latents (decode checksum mismatch): {hint}"
             )

@@ -206,6 +206,9 @@ def _metric_code(metric: str | None) -> int:
 
 def serialise(c: Container) -> bytes:
     """Bytes of ``c`` (always the current format version). Raises ValueError on bad fields."""
+    if c.version != FORMAT_VERSION:
+        # A parsed older file keeps its own check semantics; it cannot be re-labelled.
+        raise ValueError(f"can only write format version {FORMAT_VERSION}, not {c.version}")
     mid = c.model_id.encode("ascii")
     if not (1 <= len(mid) <= MAX_MODEL_ID) or not _MODEL_ID_RE.match(c.model_id):
         raise ValueError(f"model id {c.model_id!r} is not a valid format id")

@@ -83,6 +83,9 @@ class _Gains(NamedTuple):
     inv_y: Tensor | None = None
     z: Tensor | None = None
     inv_z: Tensor | None = None
+    #: log of ``inv_z``: the portable path exponentiates it in float64 itself,
+    #: since float32 ``exp`` differs between CPU kernels.
+    log_inv_z: Tensor | None = None
 
 
 def _times(t: Tensor, gain: Tensor | None) -> Tensor:
@@ -250,24 +253,30 @@ class ChannelARModel(CompressionModel):
             lo = hi = int(rate)
         if idx.numel() != batch or lo < 0 or hi >= self.num_rates:
             raise ValueError(f"rate must be in 0..{self.num_rates - 1} (one per image), got {rate}")
-        return _Gains(*(
+        y, inv_y, z, inv_z = (
             torch.exp(p[idx])[:, :, None, None]
             for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
-        ))
+        )
+        return _Gains(y, inv_y, z, inv_z, self.inv_gain_z[idx][:, :, None, None])
 
     # The three places the gains act; forward, compress and decompress share them.
     def _latents(self, xp: Tensor, g: _Gains) -> tuple[Tensor, Tensor]:
         y = _times(self.analysis(xp), g.y)
         return y, _times(self.h_a(y), g.z)
 
-    def _entropy_parameters(self, z_hat: Tensor, g: _Gains, nets: Any) -> tuple[Tensor, Tensor]:
-        z_hat = _times(z_hat, g.inv_z)
-        if nets.dtype is not None:
+    def _entropy_parameters(self, z_hat: Tensor, g: _Gains, nets: _Nets) -> tuple[Tensor, Tensor]:
+        if nets.dtype is None:
+            z_hat = _times(z_hat, g.inv_z)
+        else:  # every step in float64, the gain's exp included
             z_hat = z_hat.to(nets.dtype)
+            if g.log_inv_z is not None:
+                z_hat = z_hat * torch.exp(g.log_inv_z.to(nets.dtype))
         return nets.h_mean_s(z_hat), nets.h_scale_s(z_hat)
 
-    def _reconstruct(self, y_hat: Tensor, g: _Gains) -> Tensor:
-        return self.synthesis(_times(y_hat.float(), g.inv_y))
+    def _reconstruct(self, y_hat: Tensor, g: _Gains, nets: _Nets) -> Tensor:
+        if nets.dtype is not None:  # back to the synthesis transform's own precision
+            y_hat = y_hat.to(self.entropy_bottleneck.quantiles.dtype)
+        return self.synthesis(_times(y_hat, g.inv_y))
 
     # -- precision of the entropy parameters ------------------------------------
 
@@ -286,10 +295,36 @@ class ChannelARModel(CompressionModel):
         key = tuple((t.data_ptr(), t._version) for t in tensors)
         cached = self.__dict__.get("_portable_nets")
         if cached is None or cached[0] != key:
-            copies = [None if m is None else copy.deepcopy(m).double().eval() for m in mods]
+            # Ordinary tensors even when called under inference_mode, and no autograd:
+            # the copy is a function of the real parameters, never trained itself.
+            with torch.inference_mode(False), torch.no_grad():
+                copies = [None if m is None else copy.deepcopy(m).double().eval().requires_grad_(False)
+                          for m in mods]
             cached = (key, _Nets._make([*copies, torch.float64]))
             self.__dict__["_portable_nets"] = cached  # not a submodule: never saved
         return cached[1]
+
+    def clear_portable_cache(self) -> None:
+        """Drop the float64 copy of :meth:`_nets`.
+
+        It is rebuilt on the next portable call. ``update()``, ``train()`` and
+        ``load_state_dict()`` call this; call it yourself after changing weights
+        through ``.data`` (which in-place version counters do not see).
+        """
+        self.__dict__.pop("_portable_nets", None)
+
+    def train(self, mode: bool = True) -> ChannelARModel:
+        self.clear_portable_cache()
+        return super().train(mode)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self.clear_portable_cache()
+        return super().load_state_dict(*args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_portable_nets", None)  # deepcopy / pickle: rebuilt on demand
+        return state
 
     # -- transforms supplied by the model -----------------------------------
 
@@ -393,11 +428,11 @@ class ChannelARModel(CompressionModel):
 
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
             _, lik = self.gaussian_conditional(y_slices[k], sigma, mu)
-            y_likelihoods.append(lik.to(y.dtype))
+            y_likelihoods.append(lik if nets.dtype is None else lik.float())
             return ste_round(y_slices[k] - mu) + mu
 
         y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step, nets)
-        x_hat = self._crop(self._reconstruct(y_hat, gains), size, pads)
+        x_hat = self._crop(self._reconstruct(y_hat, gains, nets), size, pads)
         return {
             "x_hat": x_hat,
             "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods},
@@ -463,9 +498,10 @@ class ChannelARModel(CompressionModel):
             "shape": tuple(z.shape[-2:]),
             "size": size,
             "latent_crc": crc,
+            "portable": portable,
         }
         if reconstruct:
-            out["x_hat"] = self._crop(self._reconstruct(y_hat, gains).clamp_(0, 1), size, pads)
+            out["x_hat"] = self._crop(self._reconstruct(y_hat, gains, nets).clamp_(0, 1), size, pads)
         return out
 
     @torch.no_grad()
@@ -477,12 +513,15 @@ class ChannelARModel(CompressionModel):
         rate: int | None = None,
         portable: bool = False,
         latent_crc: int | None = None,
+        x_hat: Tensor | None = None,
     ) -> dict[str, Any]:
         """Decode what :meth:`compress` produced; ``size`` crops to the original image.
 
         ``portable`` must be what the encoder used. Returns ``x_hat`` and the
         ``latent_crc`` of the decoded symbols; given the encoder's ``latent_crc``
-        (``decompress(**compress(x))`` passes it), a mismatch raises ValueError.
+        (``decompress(**compress(x))`` passes it, and ``portable``), a mismatch
+        raises ValueError. ``x_hat`` is ignored (so that the output of
+        ``compress(..., reconstruct=True)`` can be passed on as it is).
         """
         if len(strings) != 2 or len(strings[0]) != 1:
             raise ValueError("expected strings = [[y_stream], [z_stream per image]]")
@@ -513,7 +552,7 @@ class ChannelARModel(CompressionModel):
                 "were altered, or the encoder computed its entropy parameters differently "
                 "(another platform without portable=True)"
             )
-        x_hat = self._reconstruct(y_hat, gains).clamp_(0, 1)
+        x_hat = self._reconstruct(y_hat, gains, nets).clamp_(0, 1)
         if size is not None:
             hw = (int(size[0]), int(size[1]))
             x_hat = self._crop(x_hat, hw, self._pads_for(hw))
@@ -523,6 +562,7 @@ class ChannelARModel(CompressionModel):
         self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False
     ) -> bool:
         """Build the coder's CDF tables (needed once after training or loading)."""
+        self.clear_portable_cache()
         return super().update(
             scale_table if scale_table is not None else get_scale_table(),
             force=force,

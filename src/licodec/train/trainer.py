@@ -182,7 +182,10 @@ def load_init_weights(
                 model.init_rate_gains(lambdas, ref)
                 return f"{path} ({arch or 'unknown arch'}; rate gains spread around λ={ref:g})"
             if not missing and lambdas and init_lambdas and list(init_lambdas) != list(lambdas):
-                model.retarget_rates(init_lambdas, lambdas)
+                try:
+                    model.retarget_rates(init_lambdas, lambdas)
+                except ValueError as exc:
+                    raise ModelError(f"--init weights {path}: {exc}") from None
                 return (f"{path} ({arch or 'unknown arch'}; rate gains moved from "
                         f"λ={', '.join(f'{v:g}' for v in init_lambdas)})")
         else:
