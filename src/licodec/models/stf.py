@@ -128,12 +128,12 @@ register_model(
 register_model(
     "stf-lite",
     STF,
-    description="STF reduced for CPU training (embed 16, depths 2-2-2-2, M=128, 4 slices), "
-    "4.1 GFLOP per 256x256, variable rate (qualities 1-6)",
+    description="STF reduced for CPU training (embed 12, depths 2-2-2-2, M=128, 4 slices), "
+    "variable rate (qualities 1-6)",
     paper="Zou et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
-    embed_dim=16,
+    embed_dim=12,
     depths=(2, 2, 2, 2),
-    num_heads=(1, 2, 4, 8),
+    num_heads=(1, 2, 3, 6),
     num_slices=4,
     drop_path_rate=0.1,
     hyper_a=(128, 112, 96, 80),
