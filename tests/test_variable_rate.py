@@ -34,6 +34,15 @@ def _vr_model(seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def _train_dir(tmp_path: Path, widths: list[int]) -> Path:
+    """A folder of training photos, 72 px high, one per width."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, w in enumerate(widths):
+        Image.fromarray(photo(72, w, i)).save(data / f"{i}.png")
+    return data
+
+
 def _image(h: int, w: int) -> torch.Tensor:
     return smooth_image(h, w)
 
@@ -250,10 +259,7 @@ def test_training_from_a_fixed_rate_start(tmp_path: Path) -> None:
     from licodec.train.trainer import run_training
     from licodec.zoo.weights import load_weights, save_weights
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(4):
-        Image.fromarray(photo(72, 80 + 8 * i, i)).save(data / f"{i}.png")
+    data = _train_dir(tmp_path, [80, 88, 96, 104])
     torch.manual_seed(0)
     start = save_weights(create_model("wacnn-tiny"), tmp_path / "fixed.safetensors")
     cfg = TrainConfig(model="wacnn-tiny", model_kwargs={"num_rates": RATES}, data=str(data),
@@ -315,10 +321,7 @@ def test_channels_last_training_matches_the_default_layout(tmp_path: Path) -> No
     from licodec.train.trainer import run_training
     from licodec.zoo.weights import load_weights
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(4):
-        Image.fromarray(photo(72, 80, i)).save(data / f"{i}.png")
+    data = _train_dir(tmp_path, [80] * 4)
     models, losses = [], []
     for nhwc in (False, True):
         cfg = TrainConfig(model="wacnn-tiny", data=str(data), out=str(tmp_path / f"run{nhwc}"),
@@ -342,9 +345,7 @@ def test_channels_last_is_refused_for_tcm_on_cpu(tmp_path: Path) -> None:
     from licodec.train.config import TrainConfig
     from licodec.train.trainer import run_training
 
-    data = tmp_path / "data"
-    data.mkdir()
-    Image.fromarray(photo(72, 80, 0)).save(data / "0.png")
+    data = _train_dir(tmp_path, [80])
     cfg = TrainConfig(model="tcm-tiny", data=str(data), out=str(tmp_path / "run"), crop=64,
                       batch_size=1, steps=1, progress="none", threads=1,
                       accelerator="cpu", channels_last=True)

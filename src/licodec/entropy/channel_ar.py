@@ -77,19 +77,20 @@ SliceStep = Callable[[int, Tensor, Tensor], Tensor]
 
 
 class _Gains(NamedTuple):
-    """Per-image (B, C, 1, 1) factors of a variable-rate model; all None at fixed rate."""
+    """Per-image (B, C, 1, 1) log-gains of a variable-rate model; all None at fixed rate."""
 
     y: Tensor | None = None
     inv_y: Tensor | None = None
     z: Tensor | None = None
     inv_z: Tensor | None = None
-    #: log of ``inv_z``: the portable path exponentiates it in float64 itself,
-    #: since float32 ``exp`` differs between CPU kernels.
-    log_inv_z: Tensor | None = None
 
 
-def _times(t: Tensor, gain: Tensor | None) -> Tensor:
-    return t if gain is None else t * gain
+def _times(t: Tensor, log_gain: Tensor | None) -> Tensor:
+    """``t * exp(log_gain)``, the exp taken in ``t``'s precision when that is higher
+    (the portable path: float32 ``exp`` differs between CPU kernels)."""
+    if log_gain is None:
+        return t
+    return t * torch.exp(log_gain.to(torch.promote_types(t.dtype, log_gain.dtype)))
 
 
 def _crc(t: Tensor, crc: int) -> int:
@@ -253,11 +254,10 @@ class ChannelARModel(CompressionModel):
             lo = hi = int(rate)
         if idx.numel() != batch or lo < 0 or hi >= self.num_rates:
             raise ValueError(f"rate must be in 0..{self.num_rates - 1} (one per image), got {rate}")
-        y, inv_y, z, inv_z = (
-            torch.exp(p[idx])[:, :, None, None]
+        return _Gains(*(
+            p[idx][:, :, None, None]
             for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
-        )
-        return _Gains(y, inv_y, z, inv_z, self.inv_gain_z[idx][:, :, None, None])
+        ))
 
     # The three places the gains act; forward, compress and decompress share them.
     def _latents(self, xp: Tensor, g: _Gains) -> tuple[Tensor, Tensor]:
@@ -265,12 +265,9 @@ class ChannelARModel(CompressionModel):
         return y, _times(self.h_a(y), g.z)
 
     def _entropy_parameters(self, z_hat: Tensor, g: _Gains, nets: _Nets) -> tuple[Tensor, Tensor]:
-        if nets.dtype is None:
-            z_hat = _times(z_hat, g.inv_z)
-        else:  # every step in float64, the gain's exp included
+        if nets.dtype is not None:  # every step in float64, the gain's exp included
             z_hat = z_hat.to(nets.dtype)
-            if g.log_inv_z is not None:
-                z_hat = z_hat * torch.exp(g.log_inv_z.to(nets.dtype))
+        z_hat = _times(z_hat, g.inv_z)
         return nets.h_mean_s(z_hat), nets.h_scale_s(z_hat)
 
     def _reconstruct(self, y_hat: Tensor, g: _Gains, nets: _Nets) -> Tensor:
@@ -365,7 +362,7 @@ class ChannelARModel(CompressionModel):
         latent_scales: Tensor,
         y_size: Sequence[int],
         step: SliceStep,
-        nets: Any,
+        nets: _Nets,
     ) -> Tensor:
         """Run every slice: predict (mu, sigma), quantize via ``step``, add LRP.
 
