@@ -42,7 +42,7 @@ def make_images(folder: Path, n: int, size: int) -> None:
 
 
 def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: str,
-             precision: str) -> list[float]:
+             precision: str, channels_last: bool = False) -> list[float]:
     """The trainer's computation without Lightning (same loss, optimizers, clipping)."""
     import torch
 
@@ -57,6 +57,9 @@ def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: 
     aux_opt = torch.optim.Adam(aux, lr=1e-3)
     crit = RateDistortionLoss(0.013)
     x = torch.rand(batch, 3, crop, crop, device=device)
+    if channels_last:  # as `--set channels_last=true` does
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     rates = int(getattr(model, "num_rates", 0) or 0)
     if rates:  # variable rate, as the trainer does it: a quality and its λ per image
         from licodec.train.config import TrainConfig
@@ -100,7 +103,8 @@ def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: 
 
 
 def time_trainer(name: str, batch: int, crop: int, steps: int, warmup: int, data: Path,
-                 accelerator: str, precision: str, threads: int | None) -> list[float]:
+                 accelerator: str, precision: str, threads: int | None,
+                 channels_last: bool = False) -> list[float]:
     import lightning as L
     import torch
 
@@ -120,7 +124,7 @@ def time_trainer(name: str, batch: int, crop: int, steps: int, warmup: int, data
                           steps=warmup + steps + 1, log_every=10**6, ckpt_every=10**6,
                           val_every=10**6, progress="none", export=False,
                           accelerator=accelerator, precision=precision, threads=threads,
-                          devices="1")
+                          devices="1", channels_last=channels_last)
         run_training(cfg, extra_callbacks=[Clock()])
     d = np.diff(stamps)
     return list(d[warmup:])
@@ -137,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--precision", default=None, help="default: 32-true on CPU, bf16-mixed on GPU")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--channels-last", action="store_true",
+                    help="NHWC weights and activations (the trainer's channels_last)")
     ap.add_argument("--data", help="training images (default: generated)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/...)")
     args = ap.parse_args(argv)
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models or (LITE + FULL if device == "cuda" else LITE)
     hw = torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or "cpu")
     print(f"device: {device} ({hw}), torch threads {torch.get_num_threads()}, "
-          f"precision {precision}, batch {args.batch} × {args.crop}², load {os.getloadavg()[0]:.1f}",
+          f"precision {precision}, {'NHWC' if args.channels_last else 'NCHW'}, batch {args.batch} × {args.crop}², load {os.getloadavg()[0]:.1f}",
           flush=True)
 
     rows = []
@@ -169,12 +175,12 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if args.mode in ("both", "raw"):
                     t = time_raw(name, args.batch, args.crop, args.steps, args.warmup, device,
-                                 precision)
+                                 precision, args.channels_last)
                     row["raw_s_per_step"] = statistics.median(t)
                 if args.mode in ("both", "trainer"):
                     t = time_trainer(name, args.batch, args.crop, args.steps, args.warmup, data,
                                      "gpu" if device == "cuda" else "cpu", precision,
-                                     args.threads)
+                                     args.threads, args.channels_last)
                     row["trainer_s_per_step"] = statistics.median(t)
                     row["trainer_steps_s"] = [round(x, 4) for x in t]
             except torch.OutOfMemoryError:
@@ -194,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "train",
         "device": device, "hardware": hw, "precision": precision,
-        "threads": torch.get_num_threads(), "batch": args.batch, "crop": args.crop,
+        "threads": torch.get_num_threads(), "channels_last": args.channels_last,
+        "batch": args.batch, "crop": args.crop,
         "timed_steps": args.steps, "load_average": os.getloadavg()[0],
         "torch": torch.__version__, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "rows": rows,

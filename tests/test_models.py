@@ -241,3 +241,43 @@ def test_scale_indexes_equal_compressai_build_indexes() -> None:
     sigma = torch.cat([torch.rand(5000) * 300, table, table * (1 + 1e-7), table * (1 - 1e-7), torch.tensor([0.0, -1.0])])
     ours = model.scale_indexes(sigma)
     assert torch.equal(ours, model.gaussian_conditional.build_indexes(sigma))
+
+
+def test_tcm_strided_skip_is_the_plain_strided_pointwise_conv() -> None:
+    """TCM's skip convs are computed as subsample-then-1x1; the function and grads must not change."""
+    block = create_model("tcm-tiny").g_a[0]
+    skip = block.skip
+    assert set(dict(skip.named_parameters())) == {"weight", "bias"}  # authors' key names
+    x = torch.rand(2, 3, 37, 54, requires_grad=True)
+    ref_x = x.detach().clone().requires_grad_()
+    out = skip(x)
+    ref = torch.nn.functional.conv2d(ref_x, skip.weight, skip.bias, stride=2)
+    torch.testing.assert_close(out, ref)
+    out.square().sum().backward()
+    weight_grad = skip.weight.grad.clone()
+    skip.weight.grad = None
+    ref.square().sum().backward()
+    torch.testing.assert_close(x.grad, ref_x.grad)
+    torch.testing.assert_close(weight_grad, skip.weight.grad)
+
+
+def test_tcm_backward_in_channels_last_does_not_corrupt_memory() -> None:
+    """torch 2.14's NHWC weight-grad kernel for a strided 1x1 conv on 3 channels corrupts the
+    heap (at 4x128x128 it segfaults); TCM's first block must not reach it. Own process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from licodec.zoo.registry import create_model\n"
+        "torch.set_num_threads(1)\n"
+        "block = create_model('tcm-tiny').g_a[0].to(memory_format=torch.channels_last)\n"
+        "for _ in range(4):\n"
+        "    x = torch.rand(4, 3, 128, 128).contiguous(memory_format=torch.channels_last)\n"
+        "    block(x).square().mean().backward()\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout.strip() == "ok"

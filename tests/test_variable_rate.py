@@ -314,7 +314,8 @@ def test_init_from_variable_rate_weights_with_other_lambdas(tmp_path: Path) -> N
     torch.testing.assert_close(moved.gain_y[0], (src.gain_y[0] + src.gain_y[1]) / 2)
 
 
-def test_channels_last_training_matches_the_default_layout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["wacnn-tiny", "tcm-tiny"])
+def test_channels_last_training_matches_the_default_layout(tmp_path: Path, name: str) -> None:
     """NHWC is a speed setting: the same step computes the same loss in either layout."""
     pytest.importorskip("lightning")
     from licodec.train.config import TrainConfig
@@ -324,7 +325,7 @@ def test_channels_last_training_matches_the_default_layout(tmp_path: Path) -> No
     data = _train_dir(tmp_path, [80] * 4)
     models, losses = [], []
     for nhwc in (False, True):
-        cfg = TrainConfig(model="wacnn-tiny", data=str(data), out=str(tmp_path / f"run{nhwc}"),
+        cfg = TrainConfig(model=name, data=str(data), out=str(tmp_path / f"run{nhwc}"),
                           crop=64, batch_size=2, steps=1, lr=1e-5, schedule="constant",
                           log_every=1, ckpt_every=1, val_every=1000, progress="none",
                           threads=1, seed=0, channels_last=nhwc)
@@ -332,25 +333,14 @@ def test_channels_last_training_matches_the_default_layout(tmp_path: Path) -> No
         assert result.step == 1
         losses.append(result.train["loss"])
         models.append(load_weights(tmp_path / f"run{nhwc}" / "model.safetensors")[0])
-    assert losses[1] == pytest.approx(losses[0], rel=1e-5)  # same function, other layout
+    # Same function, other layout; rounding in the slice loop turns float32 noise into
+    # ~1e-5 of the loss.
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
     x = _image(32, 48)
     enc = models[1].compress(x)
     with torch.no_grad():
         ref = models[1](x)["x_hat"].clamp(0, 1)
     assert torch.equal(models[1].decompress(**enc)["x_hat"], ref)
-
-
-def test_channels_last_is_refused_for_tcm_on_cpu(tmp_path: Path) -> None:
-    pytest.importorskip("lightning")
-    from licodec.train.config import TrainConfig
-    from licodec.train.trainer import run_training
-
-    data = _train_dir(tmp_path, [80])
-    cfg = TrainConfig(model="tcm-tiny", data=str(data), out=str(tmp_path / "run"), crop=64,
-                      batch_size=1, steps=1, progress="none", threads=1,
-                      accelerator="cpu", channels_last=True)
-    with pytest.raises(InputError, match="channels_last breaks TCM"):
-        run_training(cfg)
 
 
 def test_init_with_bad_lambdas_is_a_model_error(tmp_path: Path) -> None:

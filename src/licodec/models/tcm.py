@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
+import torch.nn.functional as F
 from compressai.layers import (
     ResidualBlockUpsample,
     ResidualBlockWithStride,
     conv3x3,
     subpel_conv3x3,
 )
-from torch import nn
+from torch import Tensor, nn
 
 from licodec.entropy.channel_ar import ChannelARModel
 from licodec.layers.gated import SWAtten
@@ -29,6 +30,26 @@ from licodec.layers.tcm import ConvTransBlock
 from licodec.zoo.registry import register_model
 
 __all__ = ["TCM"]
+
+
+class _SubsampledPointwise(nn.Conv2d):
+    """A strided 1x1 conv computed as subsample-then-1x1 (the same function and parameters).
+
+    torch 2.14's CPU kernel for the weight gradient of a strided 1x1 conv with fewer
+    than 16 input channels in channels_last layout corrupts the heap (TCM's first skip
+    has 3); the subsampled form avoids that kernel.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        sh, sw = self.stride
+        return F.conv2d(x[..., ::sh, ::sw], self.weight, self.bias)
+
+
+def _down(in_ch: int, out_ch: int) -> ResidualBlockWithStride:
+    """CompressAI's stride-2 residual block with its skip in subsampled form."""
+    block = ResidualBlockWithStride(in_ch, out_ch, 2)
+    block.skip = _SubsampledPointwise(in_ch, out_ch, 1, stride=2)
+    return block
 
 
 def _ctb_pair(dim: int, head_dim: int, window: int, rates: Sequence[float]) -> list[nn.Module]:
@@ -84,9 +105,9 @@ class TCM(ChannelARModel):
         hd = head_dim
         C = 2 * N
         self.g_a = nn.Sequential(
-            ResidualBlockWithStride(3, C, 2), *_ctb_pair(N, hd[0], window, r[0]),
-            ResidualBlockWithStride(C, C, 2), *_ctb_pair(N, hd[1], window, r[1]),
-            ResidualBlockWithStride(C, C, 2), *_ctb_pair(N, hd[2], window, r[2]),
+            _down(3, C), *_ctb_pair(N, hd[0], window, r[0]),
+            _down(C, C), *_ctb_pair(N, hd[1], window, r[1]),
+            _down(C, C), *_ctb_pair(N, hd[2], window, r[2]),
             conv3x3(C, M, stride=2),
         )  # fmt: skip
         self.g_s = nn.Sequential(
@@ -98,7 +119,7 @@ class TCM(ChannelARModel):
         hyper_rates = [0.0] * config[0]
         hw = window // 2
         self.h_a = nn.Sequential(
-            ResidualBlockWithStride(M, C, 2),
+            _down(M, C),
             *_ctb_pair(N, min(32, N), hw, hyper_rates),
             conv3x3(C, z_channels, stride=2),
         )
@@ -136,12 +157,14 @@ for _name, _n, _count in (("tcm-s", 64, 45.18), ("tcm-m", 96, 59.13), ("tcm-l", 
 register_model(
     "tcm-lite",
     TCM,
-    description="TCM reduced for CPU training (N=16, M=128, 4 slices), 5.3 GFLOP per 256x256, "
-    "variable rate (qualities 1-6)",
+    description="TCM reduced for CPU training (N=16, M=128, 4 slices, window 4, no mixture "
+    "blocks at 1/2 resolution), 3.7 GFLOP per 256x256, variable rate (qualities 1-6)",
     paper="Liu et al., CVPR 2023; gain units: Cui et al., CVPR 2021",
     N=16,
     M=128,
+    config=(0, 2, 2, 2, 2, 0),
     head_dim=(8, 16, 16, 16, 16, 8),
+    window=4,
     num_slices=4,
     max_support=4,
     atten_dim=32,

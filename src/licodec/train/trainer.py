@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from licodec.errors import InputError, LicodecError, ModelError, OutputError
-from licodec.train.config import TrainConfig, atomic_write_text, model_family, save_yaml
+from licodec.train.config import TrainConfig, atomic_write_text, save_yaml
 
 __all__ = [
     "TrainError",
@@ -454,9 +454,6 @@ def run_training(
     if cfg.threads is None and trainer.strategy.root_device.type == "cpu" and trainer.num_devices > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // trainer.num_devices))
     if cfg.channels_last:
-        if model_family(cfg.model) == "tcm" and trainer.strategy.root_device.type == "cpu":
-            raise InputError("channels_last breaks TCM's backward on CPU (torch 2.14: stalls or "
-                             "corrupts memory); leave it off for TCM models")
         model.to(memory_format=torch.channels_last)
     if cfg.compile:
         model.compile()
