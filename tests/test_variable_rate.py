@@ -179,6 +179,20 @@ def test_eval_points_of_a_variable_rate_file(vr_weights: Path) -> None:
         resolve_points(None, [5], [str(vr_weights)])
 
 
+def test_eval_points_of_a_zoo_model_default_to_every_shipped_quality() -> None:
+    from licodec.errors import ModelError
+    from licodec.eval.evaluate import resolve_points
+    from licodec.zoo.pretrained import entries
+
+    shipped = sorted(e.quality for e in entries() if e.arch == "wacnn-lite")
+    assert len(shipped) >= 4
+    points = resolve_points("wacnn-lite", None, None)
+    assert [p.quality for p in points] == shipped
+    assert [p.quality for p in resolve_points("wacnn-lite", [2], None)] == [2]
+    with pytest.raises(ModelError, match="no shipped weights for 'tcm-s'"):
+        resolve_points("tcm-s", None, None)
+
+
 def test_eval_real_files_at_two_rates(vr_weights: Path, tmp_path: Path) -> None:
     from licodec.eval.evaluate import evaluate_image, resolve_points
 
