@@ -165,13 +165,12 @@ def resolve_points(
         for q in qualities or ():
             if not 0 <= int(q) <= 63:
                 raise InputError(f"quality must be in 0..63, got {q}")
-        from licodec.zoo.pretrained import entries, resolve_entry
+        from licodec.zoo.pretrained import model_entries, resolve_entry
 
         if qualities:
             found = [resolve_entry(model, int(q)) for q in qualities]
-        else:  # every shipped quality of the model (resolve_entry names what is shipped)
-            found = sorted((e for e in entries() if model in (e.arch, e.name)),
-                           key=lambda e: e.quality) or [resolve_entry(model, None)]
+        else:  # every shipped quality of the model
+            found = sorted(model_entries(model), key=lambda e: e.quality)
         points = [_point_from_file(e.path, model, e.quality) for e in found]
     arches = {p.arch for p in points}
     if len(arches) > 1:

@@ -80,23 +80,32 @@ def resolve(model: str | None, quality: int | None, metric: str | None = None) -
     return resolve_entry(model, quality, metric).path
 
 
+def model_entries(model: str | None, metric: str | None = None) -> list[ZooEntry]:
+    """The shipped entries of ``model`` (None = the default's arch), in zoo order.
+
+    Raises a :class:`ModelError` naming what is shipped when there are none.
+    """
+    found = entries()
+    if not found:
+        raise ModelError(NO_WEIGHTS)
+    base = model or default_entry().arch
+    cands = [e for e in found if base in (e.arch, e.name)
+             and (metric is None or e.metric == metric)]
+    if not cands:
+        have = ", ".join(sorted({e.arch for e in found}))
+        raise ModelError(f"no shipped weights for {base!r}{' (' + metric + ')' if metric else ''}; shipped: {have}")
+    return cands
+
+
 def resolve_entry(model: str | None, quality: int | None, metric: str | None = None) -> ZooEntry:
     """The zoo entry for ``model`` / ``quality`` / ``metric`` (None = default).
 
     A variable-rate file has one entry per quality, all naming the same file.
     """
-    found = entries()
-    if not found:
-        raise ModelError(NO_WEIGHTS)
     if model is None and quality is None and metric is None:
         return default_entry()
-    base = model or default_entry().arch
-    cands = [e for e in found if e.arch == base or e.name == base]
-    if metric is not None:
-        cands = [e for e in cands if e.metric == metric]
-    if not cands:
-        have = ", ".join(sorted({e.arch for e in found}))
-        raise ModelError(f"no shipped weights for {base!r}{' (' + metric + ')' if metric else ''}; shipped: {have}")
+    cands = model_entries(model, metric)
+    base = model or cands[0].arch  # None: the default's arch, which model_entries used
     if quality is None:
         return next((e for e in cands if e.default), cands[len(cands) // 2])
     for e in cands:
