@@ -367,3 +367,28 @@ def test_init_with_bad_lambdas_is_a_model_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="increasing"):
         load_init_weights(create_model("wacnn-tiny", num_rates=3), str(path), "wacnn-tiny",
                           [0.001, 0.004, 0.016])
+
+
+def test_rate_weights_are_checked_and_steer_the_drawn_rates() -> None:
+    pytest.importorskip("lightning")
+    from licodec.train.config import RESUME_MUTABLE, TrainConfig
+    from licodec.train.module import LitCompression
+
+    for bad in ([1.0] * 5, [0.0] * 6, [1.0, 1.0, 1.0, 1.0, 1.0, -1.0], [1.0] * 5 + [float("nan")]):
+        with pytest.raises(InputError, match="rate_weights must be 6 non-negative numbers"):
+            TrainConfig(model="wacnn-lite", data="d", rate_weights=bad).validate()
+    with pytest.raises(InputError, match="rate_weights is for a variable-rate model"):
+        TrainConfig(model="wacnn-tiny", data="d", rate_weights=[1.0]).validate()
+    assert "rate_weights" in RESUME_MUTABLE  # which points get the steps may change on resume
+
+    def drawn(weights: list[float] | None) -> torch.Tensor:
+        cfg = TrainConfig(model="wacnn-tiny", model_kwargs={"num_rates": 3}, data="d", out="o",
+                          rate_weights=weights).validate()
+        torch.manual_seed(0)
+        return LitCompression(create_model("wacnn-tiny", num_rates=3), cfg)._draw_rates(30_000)
+
+    counts = torch.bincount(drawn([1.0, 0.0, 3.0]), minlength=3).double() / 30_000
+    assert counts[1] == 0
+    assert abs(float(counts[2]) - 0.75) < 0.01  # 3:1, within ~4 standard deviations
+    uniform = torch.bincount(drawn(None), minlength=3).double() / 30_000
+    assert float((uniform - 1 / 3).abs().max()) < 0.012

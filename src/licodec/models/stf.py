@@ -128,17 +128,17 @@ register_model(
 register_model(
     "stf-lite",
     STF,
-    description="STF reduced for CPU training (embed 12, depths 2-2-2-2, M=128, 4 slices), "
-    "variable rate (qualities 1-6)",
+    description="STF reduced for CPU training (embed 8, depths 2-2-2-2, heads 1-2-4-8, M=64, "
+    "4 slices), variable rate (qualities 1-6)",
     paper="Zou et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
-    embed_dim=12,
+    embed_dim=8,
     depths=(2, 2, 2, 2),
-    num_heads=(1, 2, 3, 6),
+    num_heads=(1, 2, 4, 8),
     num_slices=4,
     drop_path_rate=0.1,
     hyper_a=(128, 112, 96, 80),
     hyper_s=(80, 96, 112, 128),
-    slice_hidden=(64, 48),
+    slice_hidden=(48, 32),
     z_channels=64,
     num_rates=6,
 )

@@ -157,18 +157,18 @@ for _name, _n, _count in (("tcm-s", 64, 45.18), ("tcm-m", 96, 59.13), ("tcm-l", 
 register_model(
     "tcm-lite",
     TCM,
-    description="TCM reduced for CPU training (N=16, M=128, 4 slices, window 4, no mixture "
-    "blocks at 1/2 resolution), 3.7 GFLOP per 256x256, variable rate (qualities 1-6)",
+    description="TCM reduced for CPU training (N=12, M=128, 4 slices, window 4, no mixture "
+    "blocks at 1/2 resolution), variable rate (qualities 1-6)",
     paper="Liu et al., CVPR 2023; gain units: Cui et al., CVPR 2021",
-    N=16,
+    N=12,
     M=128,
     config=(0, 2, 2, 2, 2, 0),
-    head_dim=(8, 16, 16, 16, 16, 8),
+    head_dim=(6, 12, 12, 12, 12, 6),
     window=4,
     num_slices=4,
     max_support=4,
     atten_dim=32,
-    slice_hidden=(64, 48),
+    slice_hidden=(48, 32),
     z_channels=64,
     num_rates=6,
 )

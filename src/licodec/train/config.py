@@ -12,6 +12,7 @@ configuration instantly.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 import types
@@ -60,6 +61,7 @@ RESUME_MUTABLE = frozenset(
         "progress", "cache", "cache_limit_mb", "export", "compile", "channels_last",
         "milestones", "gamma", "min_lr", "plateau_factor", "plateau_patience",
         "lr", "aux_lr",  # e.g. a lower rate for the last stretch of a long run
+        "rate_weights",  # which operating points get the steps, not what each one means
         "out",  # the run directory may have been moved
     }
 )
@@ -100,6 +102,9 @@ class TrainConfig:
     lmbda: float | None = None  # None: from the recipe table for (model, metric, quality)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # registry overrides
     rate_lambdas: list[float] | None = None  # variable rate: λ per rate (default: recipe 1..n)
+    # variable rate: relative sampling weight of each rate (default: uniform), e.g. to
+    # spend more steps on the operating points that lag behind
+    rate_weights: list[float] | None = None
     init: str | None = None  # weights to start from (fine-tuning)
     # data
     data: str = ""
@@ -135,8 +140,8 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads per process
     compile: bool = False  # torch.compile the model (slow start, maybe faster steps)
     # NHWC activations and weights (oneDNN's native CPU layout): measured 1.41 -> 0.98 s
-    # per 8x256² wacnn-lite step and 2.03 -> 1.83 s for stf-lite on 2 cores; TCM's
-    # backward in NHWC stalls or corrupts memory (torch 2.14, CPU), so it is off by default.
+    # per 8x256² wacnn-lite step and 2.03 -> 1.83 s for stf-lite on 2 cores. A speed
+    # setting for CPUs (docs/training.md), so off by default.
     channels_last: bool = False
     # bookkeeping
     out: str = ""
@@ -208,6 +213,14 @@ class TrainConfig:
             _ = self.lambdas  # raises on lmbda or bad rate_lambdas
         elif self.rate_lambdas is not None:
             raise InputError("rate_lambdas is for a variable-rate model (num_rates > 0)")
+        if self.rate_weights is not None:
+            if not self.num_rates:
+                raise InputError("rate_weights is for a variable-rate model (num_rates > 0)")
+            w = self.rate_weights
+            if (len(w) != self.num_rates or any(not math.isfinite(float(v)) or float(v) < 0 for v in w)
+                    or not sum(float(v) for v in w) > 0):
+                raise InputError(f"rate_weights must be {self.num_rates} non-negative numbers, "
+                                 f"not all zero, got {w}")
         if self.schedule not in SCHEDULES:
             raise InputError(
                 f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"

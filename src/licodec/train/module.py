@@ -118,6 +118,8 @@ class LitCompression(L.LightningModule):
         self.criterion = RateDistortionLoss(cfg.lambda_, cfg.metric, win)
         # Variable rate: every image of a batch gets a random operating point.
         self.lambdas = torch.tensor(cfg.lambdas) if cfg.num_rates else None
+        self.rate_weights = (torch.tensor(cfg.rate_weights, dtype=torch.float64)
+                             if cfg.num_rates and cfg.rate_weights is not None else None)
         self.lr_control = LRController(cfg)
         main, aux = split_parameters(model)
         if not aux:
@@ -194,6 +196,13 @@ class LitCompression(L.LightningModule):
     _interval_start = 0
 
     # ------------------------------------------------------------ training
+    def _draw_rates(self, n: int) -> torch.Tensor:
+        """One operating point per image: uniform, or in proportion to ``rate_weights``."""
+        assert self.lambdas is not None
+        if self.rate_weights is None:
+            return torch.randint(len(self.lambdas), (n,))
+        return torch.multinomial(self.rate_weights, n, replacement=True)
+
     def on_train_start(self) -> None:
         self._interval_start = self.global_step
         self.sync_every = 1 if self.device.type == "cpu" else self.cfg.log_every
@@ -218,7 +227,7 @@ class LitCompression(L.LightningModule):
                 out = self.model(x)
                 losses = self.criterion(out, x)
             else:
-                rate = torch.randint(len(self.lambdas), (x.shape[0],))
+                rate = self._draw_rates(x.shape[0])
                 out = self.model(x, rate)  # on the CPU: the model checks it without a sync
                 losses = self.criterion(out, x, self.lambdas[rate].to(x.device))
             self.manual_backward(losses["loss"] / cfg.accumulate)

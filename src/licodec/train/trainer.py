@@ -297,7 +297,9 @@ def describe_run(cfg: TrainConfig, model: Any, index: Any) -> str:
     return (
         f"model {cfg.model} ({n_params / 1e6:.2f} M parameters), quality {cfg.quality}, "
         + (f"{cfg.metric} λ={cfg.lambda_:g}\n" if not cfg.num_rates else
-           f"{cfg.metric}, {cfg.num_rates} rates, λ={', '.join(f'{v:g}' for v in cfg.lambdas)}\n")
+           f"{cfg.metric}, {cfg.num_rates} rates, λ={', '.join(f'{v:g}' for v in cfg.lambdas)}"
+           + (f", drawn in proportion {':'.join(f'{v:g}' for v in cfg.rate_weights)}"
+              if cfg.rate_weights is not None else "") + "\n")
         + f"data: {index.describe()}; crops {cfg.crop}px, batch {cfg.batch_size}"
         + (f" × {cfg.accumulate} accumulated" if cfg.accumulate > 1 else "")
         + f"\nschedule: {cfg.schedule}, lr {cfg.lr:g}, aux lr {cfg.aux_lr:g}, "
