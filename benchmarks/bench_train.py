@@ -9,6 +9,8 @@ generated images (or --data DIR). Prints a table and writes JSON to benchmarks/r
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_train.py
     PYTHONPATH=src .venv/bin/python benchmarks/bench_train.py --models wacnn-lite --batch 8
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_train.py --mode raw --interleave \
+        --channels-last --threads 2 --steps 7 --warmup 3   # lite models compared fairly
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +44,10 @@ def make_images(folder: Path, n: int, size: int) -> None:
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
 
 
-def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: str,
-             precision: str, channels_last: bool = False) -> list[float]:
-    """The trainer's computation without Lightning (same loss, optimizers, clipping)."""
+def raw_stepper(name: str, batch: int, crop: int, device: str, precision: str,
+                channels_last: bool = False) -> Callable[[], float]:
+    """One step of the trainer's computation without Lightning (same loss, optimizers,
+    clipping) per call; returns its seconds."""
     import torch
 
     from licodec.train.losses import RateDistortionLoss
@@ -68,8 +72,8 @@ def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: 
         lam = torch.tensor(TrainConfig(model=name).lambdas)[rate].to(device)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(device) if precision == "16-mixed" else None
-    times = []
-    for i in range(warmup + steps):
+
+    def step() -> float:
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -97,8 +101,33 @@ def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: 
         aux_opt.zero_grad(set_to_none=True)
         if device == "cuda":
             torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
+        return time.perf_counter() - t0
+
+    return step
+
+
+def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: str,
+             precision: str, channels_last: bool = False) -> list[float]:
+    """Seconds of ``steps`` raw steps after ``warmup`` untimed ones."""
+    step = raw_stepper(name, batch, crop, device, precision, channels_last)
+    for _ in range(warmup):
+        step()
+    return [step() for _ in range(steps)]
+
+
+def time_interleaved(names: list[str], batch: int, crop: int, steps: int, warmup: int,
+                     device: str, precision: str, channels_last: bool = False
+                     ) -> dict[str, list[float]]:
+    """Raw steps taken round-robin over the models, so that a machine whose speed drifts
+    (other tenants, thermal limits) slows every model alike: ratios stay comparable."""
+    steppers = {n: raw_stepper(n, batch, crop, device, precision, channels_last) for n in names}
+    for _ in range(warmup):
+        for step in steppers.values():
+            step()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for _ in range(steps):
+        for n, step in steppers.items():
+            times[n].append(step())
     return times
 
 
@@ -138,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=5, help="timed steps per model")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--mode", choices=("both", "trainer", "raw"), default="both")
+    ap.add_argument("--interleave", action="store_true",
+                    help="raw steps round-robin over the models (comparable on a noisy machine)")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--precision", default=None, help="default: 32-true on CPU, bf16-mixed on GPU")
     ap.add_argument("--threads", type=int, default=None)
@@ -163,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     rows = []
+    interleaved: dict[str, list[float]] = {}
+    if args.interleave and args.mode in ("both", "raw"):
+        interleaved = time_interleaved(models, args.batch, args.crop, args.steps, args.warmup,
+                                       device, precision, args.channels_last)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else Path(tmp) / "imgs"
         if not args.data:
@@ -173,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             n_params = sum(p.numel() for p in create_model(name).parameters())
             row: dict = {"model": name, "params_m": round(n_params / 1e6, 2)}
             try:
-                if args.mode in ("both", "raw"):
+                if name in interleaved:
+                    row["raw_s_per_step"] = statistics.median(interleaved[name])
+                    row["raw_steps_s"] = [round(x, 4) for x in interleaved[name]]
+                elif args.mode in ("both", "raw"):
                     t = time_raw(name, args.batch, args.crop, args.steps, args.warmup, device,
                                  precision, args.channels_last)
                     row["raw_s_per_step"] = statistics.median(t)
@@ -202,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         "device": device, "hardware": hw, "precision": precision,
         "threads": torch.get_num_threads(), "channels_last": args.channels_last,
         "batch": args.batch, "crop": args.crop,
-        "timed_steps": args.steps, "load_average": os.getloadavg()[0],
+        "timed_steps": args.steps, "interleaved": bool(interleaved),
+        "load_average": os.getloadavg()[0],
         "torch": torch.__version__, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "rows": rows,
     }

@@ -371,15 +371,27 @@ def test_init_with_bad_lambdas_is_a_model_error(tmp_path: Path) -> None:
 
 def test_rate_weights_are_checked_and_steer_the_drawn_rates() -> None:
     pytest.importorskip("lightning")
-    from licodec.train.config import RESUME_MUTABLE, TrainConfig
+    from licodec.train.config import RESUME_MUTABLE, TrainConfig, resolve_config
     from licodec.train.module import LitCompression
 
-    for bad in ([1.0] * 5, [0.0] * 6, [1.0, 1.0, 1.0, 1.0, 1.0, -1.0], [1.0] * 5 + [float("nan")]):
+    for bad in ([1.0] * 5, [0.0] * 6, [1.0, 1.0, 1.0, 1.0, 1.0, -1.0], [1.0] * 5 + [float("nan")],
+                [1.0] * 5 + [float("inf")], [1e308] * 6, ["x"] * 6, [True] * 6, "1,1,1,1,1,1"):
         with pytest.raises(InputError, match="rate_weights must be 6 non-negative numbers"):
-            TrainConfig(model="wacnn-lite", data="d", rate_weights=bad).validate()
+            TrainConfig(model="wacnn-lite", data="d", rate_weights=bad).validate()  # type: ignore[arg-type]
     with pytest.raises(InputError, match="rate_weights is for a variable-rate model"):
         TrainConfig(model="wacnn-tiny", data="d", rate_weights=[1.0]).validate()
-    assert "rate_weights" in RESUME_MUTABLE  # which points get the steps may change on resume
+    strings = TrainConfig(model="wacnn-lite", data="d", out="o", rate_weights=["1", 2, "3.5", 0, 1, 1])
+    assert strings.validate().rate_weights == [1.0, 2.0, 3.5, 0.0, 1.0, 1.0]
+    # which points get the steps may change on resume (given as --set), what they mean may not
+    saved = resolve_config(flags={"model": "wacnn-lite", "data": "d", "out": "o"}).to_dict()
+    assert saved["rate_weights"] is None
+    cfg = resolve_config(flags={}, sets=["rate_weights=[1,1,1,1,2,3]"], resume_from=saved)
+    assert cfg.rate_weights == [1.0, 1.0, 1.0, 1.0, 2.0, 3.0]
+    back = resolve_config(flags={}, sets=["rate_weights=null"], resume_from=cfg.to_dict())
+    assert back.rate_weights is None
+    with pytest.raises(InputError, match="cannot change 'rate_lambdas'"):
+        resolve_config(flags={}, sets=["rate_lambdas=[1,2,3,4,5,6]"], resume_from=saved)
+    assert "rate_weights" in RESUME_MUTABLE
 
     def drawn(weights: list[float] | None) -> torch.Tensor:
         cfg = TrainConfig(model="wacnn-tiny", model_kwargs={"num_rates": 3}, data="d", out="o",

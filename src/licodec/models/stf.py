@@ -129,7 +129,7 @@ register_model(
     "stf-lite",
     STF,
     description="STF reduced for CPU training (embed 8, depths 2-2-2-2, heads 1-2-4-8, M=64, "
-    "4 slices), variable rate (qualities 1-6)",
+    "4 slices, slice transforms 48-32), 1.4 GFLOP per 256x256, variable rate (qualities 1-6)",
     paper="Zou et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
     embed_dim=8,
     depths=(2, 2, 2, 2),

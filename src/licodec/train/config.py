@@ -91,6 +91,21 @@ def recipe_lambda(model: str, metric: str, quality: int) -> float:
     return table[int(quality) - 1]
 
 
+def _rate_weights(values: Any, n: int) -> list[float]:
+    """``values`` as n finite, non-negative floats with a positive, finite sum."""
+    bad = InputError(f"rate_weights must be {n} non-negative numbers, not all zero, got {values}")
+    if not isinstance(values, (list, tuple)) or len(values) != n:
+        raise bad
+    try:
+        w = [float(v) for v in values if not isinstance(v, bool)]
+    except (TypeError, ValueError):
+        raise bad from None
+    total = sum(w)
+    if len(w) != n or any(not math.isfinite(v) or v < 0 for v in w) or not 0 < total < math.inf:
+        raise bad
+    return w
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run (field names are the YAML / ``--set`` keys)."""
@@ -140,8 +155,8 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads per process
     compile: bool = False  # torch.compile the model (slow start, maybe faster steps)
     # NHWC activations and weights (oneDNN's native CPU layout): measured 1.41 -> 0.98 s
-    # per 8x256² wacnn-lite step and 2.03 -> 1.83 s for stf-lite on 2 cores. A speed
-    # setting for CPUs (docs/training.md), so off by default.
+    # per 8x256² wacnn-lite step and 2.03 -> 1.83 s for stf-lite (embed 16, an earlier
+    # size) on 2 cores. A speed setting for CPUs (docs/training.md), so off by default.
     channels_last: bool = False
     # bookkeeping
     out: str = ""
@@ -216,11 +231,7 @@ class TrainConfig:
         if self.rate_weights is not None:
             if not self.num_rates:
                 raise InputError("rate_weights is for a variable-rate model (num_rates > 0)")
-            w = self.rate_weights
-            if (len(w) != self.num_rates or any(not math.isfinite(float(v)) or float(v) < 0 for v in w)
-                    or not sum(float(v) for v in w) > 0):
-                raise InputError(f"rate_weights must be {self.num_rates} non-negative numbers, "
-                                 f"not all zero, got {w}")
+            self.rate_weights = _rate_weights(self.rate_weights, self.num_rates)
         if self.schedule not in SCHEDULES:
             raise InputError(
                 f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"

@@ -495,6 +495,8 @@ def run_training(
         if cfg.num_rates:  # one file, every quality
             meta.update({"quality": None, "lambda": None, "lambdas": cfg.lambdas,
                          "qualities": list(range(1, cfg.num_rates + 1))})
+            if cfg.rate_weights is not None:
+                meta["rate_weights"] = cfg.rate_weights
         if cfg.init:
             meta["init"] = str(cfg.init)
         if monitor.last_val:
