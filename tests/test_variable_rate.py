@@ -377,10 +377,12 @@ def test_rate_weights_are_checked_and_steer_the_drawn_rates() -> None:
     for bad in ([1.0] * 5, [0.0] * 6, [1.0, 1.0, 1.0, 1.0, 1.0, -1.0], [1.0] * 5 + [float("nan")],
                 [1.0] * 5 + [float("inf")], [1e308] * 6, ["x"] * 6, [True] * 6, "1,1,1,1,1,1"):
         with pytest.raises(InputError, match="rate_weights must be 6 non-negative numbers"):
-            TrainConfig(model="wacnn-lite", data="d", rate_weights=bad).validate()  # type: ignore[arg-type]
+            cfg = TrainConfig(model="wacnn-lite", data="d", rate_weights=bad)  # type: ignore[arg-type]
+            cfg.validate()
     with pytest.raises(InputError, match="rate_weights is for a variable-rate model"):
         TrainConfig(model="wacnn-tiny", data="d", rate_weights=[1.0]).validate()
-    strings = TrainConfig(model="wacnn-lite", data="d", out="o", rate_weights=["1", 2, "3.5", 0, 1, 1])
+    strings = TrainConfig(model="wacnn-lite", data="d", out="o",
+                          rate_weights=["1", 2, "3.5", 0, 1, 1])  # type: ignore[list-item]
     assert strings.validate().rate_weights == [1.0, 2.0, 3.5, 0.0, 1.0, 1.0]
     # which points get the steps may change on resume (given as --set), what they mean may not
     saved = resolve_config(flags={"model": "wacnn-lite", "data": "d", "out": "o"}).to_dict()
