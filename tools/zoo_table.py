@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("evals", nargs="+", help="licodec eval outputs")
     ap.add_argument("--baselines", required=True, help="folder of licodec baselines outputs")
     ap.add_argument("--method", default="pchip", choices=("pchip", "cubic"))
+    ap.add_argument("--points", metavar="ANCHOR",
+                    help="also list each point's PSNR gap to this anchor at the same bpp "
+                    "(e.g. jpeg; the anchor interpolated linearly in bpp): does a model beat "
+                    "it at every rate, not just on average")
     args = ap.parse_args(argv)
 
     base = Path(args.baselines)
@@ -57,6 +61,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {c.name} | {b.min():.3f}–{b.max():.3f} | {q.min():.2f}–{q.max():.2f} | {cells} |")
     for note in dict.fromkeys(notes):
         print(f"\n* {note}")
+    if args.points:
+        import numpy as np
+
+        ref = load_results(base / f"{args.points}.json")
+        rb, rq = ref.points("psnr")
+        print(f"\n| model | bpp | PSNR (dB) | {args.points} at that bpp | gap (dB) |")
+        print("|---|---|---|---|---|")
+        for path in args.evals:
+            c = load_results(path)
+            for bpp, q in zip(*c.points("psnr")):
+                lo = int(np.argmin(rb))
+                if bpp < rb[lo] and q > rq[lo]:  # dominated: more bits and less quality
+                    print(f"| {c.name} | {bpp:.3f} | {q:.2f} | below its range; its lowest "
+                          f"point is {rb[lo]:.3f} bpp at {rq[lo]:.2f} dB | ahead |")
+                    continue
+                if not rb.min() <= bpp <= rb.max():
+                    print(f"| {c.name} | {bpp:.3f} | {q:.2f} | outside its range | |")
+                    continue
+                at = float(np.interp(bpp, rb, rq))
+                print(f"| {c.name} | {bpp:.3f} | {q:.2f} | {at:.2f} | {q - at:+.2f} |")
     return 0
 
 
