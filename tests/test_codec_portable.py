@@ -54,3 +54,30 @@ def test_portable_files_decode_under_other_kernels(tmp_path: Path) -> None:
             assert proc.returncode == EXIT_MODEL, proc.stderr
             assert "decode checksum mismatch" in proc.stderr and "Traceback" not in proc.stderr
             assert not png.exists()
+
+
+_TABLES = """
+import hashlib, sys
+from licodec.zoo.pretrained import default_entry
+from licodec.zoo.weights import load_weights
+m, _ = load_weights(default_entry().path)
+for n in ("entropy_bottleneck", "gaussian_conditional"):
+    mod = getattr(m, n)
+    for t in (mod._quantized_cdf, mod._offset, mod._cdf_length):
+        sys.stdout.write(hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:16] + " ")
+"""
+
+
+def test_coder_tables_do_not_depend_on_the_cpu_kernels() -> None:
+    """update() rebuilds the CDF tables on each machine: they must come out the same.
+
+    CompressAI builds the z tables in float32, where this CPU's AVX-512 kernels and
+    baseline SSE ones moved one rounding for the shipped model (its files then failed
+    to decode elsewhere); they are built in float64 now.
+    """
+    runs = [
+        subprocess.run([sys.executable, "-c", _TABLES], env={**os.environ, **env},
+                       capture_output=True, text=True, timeout=300, check=True).stdout
+        for env in ({"OMP_NUM_THREADS": "1"}, OTHER_ISA)
+    ]
+    assert len(runs[0].split()) == 6 and runs[0] == runs[1]

@@ -558,13 +558,28 @@ class ChannelARModel(CompressionModel):
     def update(
         self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False
     ) -> bool:
-        """Build the coder's CDF tables (needed once after training or loading)."""
+        """Build the coder's CDF tables (needed once after training or loading).
+
+        The tables are rebuilt on every machine, so they must not depend on its
+        float kernels: CompressAI builds the ``z`` tables in the parameters' float32,
+        where AVX-512 and SSE kernels differed by enough to move one rounding of
+        the quantized CDF (and a file then decoded to garbage). They are built here
+        from a float64 copy of the entropy bottleneck instead.
+        """
         self.clear_portable_cache()
-        return super().update(
+        updated = super().update(
             scale_table if scale_table is not None else get_scale_table(),
             force=force,
             update_quantiles=update_quantiles,
         )
+        if updated:
+            eb = self.entropy_bottleneck
+            exact = copy.deepcopy(eb).double()
+            exact.update(force=True)
+            eb._quantized_cdf = exact._quantized_cdf.to(eb._quantized_cdf.device)
+            eb._offset = exact._offset.to(eb._offset.device)
+            eb._cdf_length = exact._cdf_length.to(eb._cdf_length.device)
+        return bool(updated)
 
     def latent_size(self, size: Sequence[int]) -> tuple[int, int]:
         """``y``'s spatial size for an input of ``size`` (after padding)."""
