@@ -106,20 +106,12 @@ def raw_stepper(name: str, batch: int, crop: int, device: str, precision: str,
     return step
 
 
-def time_raw(name: str, batch: int, crop: int, steps: int, warmup: int, device: str,
-             precision: str, channels_last: bool = False) -> list[float]:
-    """Seconds of ``steps`` raw steps after ``warmup`` untimed ones."""
-    step = raw_stepper(name, batch, crop, device, precision, channels_last)
-    for _ in range(warmup):
-        step()
-    return [step() for _ in range(steps)]
-
-
 def time_interleaved(names: list[str], batch: int, crop: int, steps: int, warmup: int,
                      device: str, precision: str, channels_last: bool = False
                      ) -> dict[str, list[float]]:
-    """Raw steps taken round-robin over the models, so that a machine whose speed drifts
-    (other tenants, thermal limits) slows every model alike: ratios stay comparable."""
+    """Seconds of ``steps`` raw steps per model after ``warmup`` untimed ones, taken
+    round-robin over the models, so that a machine whose speed drifts (other tenants,
+    thermal limits) slows every model alike: ratios stay comparable."""
     steppers = {n: raw_stepper(n, batch, crop, device, precision, channels_last) for n in names}
     for _ in range(warmup):
         for step in steppers.values():
@@ -208,13 +200,12 @@ def main(argv: list[str] | None = None) -> int:
             n_params = sum(p.numel() for p in create_model(name).parameters())
             row: dict = {"model": name, "params_m": round(n_params / 1e6, 2)}
             try:
-                if name in interleaved:
-                    row["raw_s_per_step"] = statistics.median(interleaved[name])
-                    row["raw_steps_s"] = [round(x, 4) for x in interleaved[name]]
-                elif args.mode in ("both", "raw"):
-                    t = time_raw(name, args.batch, args.crop, args.steps, args.warmup, device,
-                                 precision, args.channels_last)
+                if args.mode in ("both", "raw"):
+                    t = interleaved.get(name) or time_interleaved(
+                        [name], args.batch, args.crop, args.steps, args.warmup, device,
+                        precision, args.channels_last)[name]
                     row["raw_s_per_step"] = statistics.median(t)
+                    row["raw_steps_s"] = [round(x, 4) for x in t]
                 if args.mode in ("both", "trainer"):
                     t = time_trainer(name, args.batch, args.crop, args.steps, args.warmup, data,
                                      "gpu" if device == "cuda" else "cpu", precision,

@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [a.name if n.startswith("VTM") else n for n, a in anchors]
     print("| model | bpp | PSNR (dB) | " + " | ".join(f"vs {n}" for n in names) + " |")
     print("|---" * (3 + len(anchors)) + "|")
-    for path in args.evals:
-        c = load_results(path)
+    curves = [load_results(path) for path in args.evals]
+    for c in curves:
         b, q = c.points("psnr")
         cells = " | ".join(cell(a, c) for _, a in anchors)
         print(f"| {c.name} | {b.min():.3f}–{b.max():.3f} | {q.min():.2f}–{q.max():.2f} | {cells} |")
@@ -64,14 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.points:
         import numpy as np
 
-        ref = load_results(base / f"{args.points}.json")
+        ref = dict(anchors).get(args.points)
+        if ref is None:
+            raise SystemExit(f"--points {args.points}: no {args.points}.json in {base}")
         rb, rq = ref.points("psnr")
+        lo = int(np.argmin(rb))
         print(f"\n| model | bpp | PSNR (dB) | {args.points} at that bpp | gap (dB) |")
         print("|---|---|---|---|---|")
-        for path in args.evals:
-            c = load_results(path)
+        for c in curves:
             for bpp, q in zip(*c.points("psnr")):
-                lo = int(np.argmin(rb))
                 if bpp < rb[lo] and q > rq[lo]:  # dominated: more bits and less quality
                     print(f"| {c.name} | {bpp:.3f} | {q:.2f} | below its range; its lowest "
                           f"point is {rb[lo]:.3f} bpp at {rq[lo]:.2f} dB | ahead |")
