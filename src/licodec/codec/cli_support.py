@@ -1,4 +1,8 @@
-"""Small helpers shared by the ``compress``, ``decompress`` and ``info`` commands."""
+"""Small helpers shared by the sub-commands: argparse value types, progress bars, messages.
+
+The ``type=`` functions here make a bad number a usage error (exit 2, with the
+sub-command's usage line) at argument parsing, before anything is loaded.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +16,127 @@ __all__ = [
     "LazyBar",
     "add_threads_option",
     "apply_threads",
+    "crop_box",
     "human_bytes",
+    "int_range",
     "named",
+    "non_negative_int",
     "note",
+    "number_pair",
+    "positive_float",
     "positive_int",
     "progress_bar",
+    "quality",
+    "quality_list",
     "report_error",
 ]
 
 
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    value = _int(text, "a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _int(text, "an integer >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def int_range(lo: int, hi: int) -> Callable[[str], int]:
+    """argparse type factory: an integer in ``lo..hi``."""
+
+    def parse(text: str) -> int:
+        value = _int(text, f"an integer in {lo}..{hi}")
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected an integer in {lo}..{hi}, got {value}")
+        return value
+
+    parse.__name__ = f"integer {lo}..{hi}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _max_quality() -> int:
+    from licodec.codec.container import MAX_QUALITY  # no torch: container is pure Python
+
+    return int(MAX_QUALITY)
+
+
+def quality(text: str) -> int:
+    """argparse type: a quality index, 1..31 (what a .lic file can record).
+
+    Whether a model has that quality is checked when it is loaded (exit 5).
+    """
+    return int_range(1, _max_quality())(text)
+
+
+def quality_list(text: str) -> list[int]:
+    """argparse type: comma-separated distinct qualities, e.g. ``1,3,6``."""
+    parts = [v.strip() for v in text.split(",") if v.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("no quality given")
+    hi = _max_quality()
+    values = []
+    for part in parts:
+        try:
+            values.append(int_range(1, hi)(part))
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated integers in 1..{hi}, got {text!r}"
+            ) from None
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"a quality is listed twice in {text!r}")
+    return values
+
+
+def number_pair(text: str) -> tuple[float, float]:
+    """argparse type: ``MIN,MAX`` with MIN < MAX (plot ranges)."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX, got {text!r}") from None
+    if not hi > lo:
+        raise argparse.ArgumentTypeError(f"MAX must exceed MIN, got {text!r}")
+    return lo, hi
+
+
+def crop_box(text: str) -> tuple[int, int, int, int]:
+    """argparse type: ``X,Y,W,H`` in pixels (X, Y >= 0; W, H >= 1)."""
+    try:
+        parts = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h in pixels, got {text!r}") from None
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"expected 4 numbers x,y,w,h, got {len(parts)}")
+    x, y, w, h = parts
+    if x < 0 or y < 0 or w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"x,y must be >= 0 and w,h >= 1, got {text}")
+    return x, y, w, h
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
@@ -58,24 +165,62 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _bar_format(unit: str) -> str:
+    # Counts and times, no rate: a tile or an image takes seconds, and tqdm's rate
+    # over a bar created after the first step (LazyBar) or updated by assignment
+    # is meaningless.
+    return "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} " + unit + "s [{elapsed}<{remaining}]"
+
+
+def _new_bar(total: int, desc: str, unit: str, initial: int = 0) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        leave=False,
+        disable=None,  # hidden when stderr is not a terminal
+        mininterval=0,  # steps are seconds apart: show every one
+        bar_format=_bar_format(unit),
+    )
+
+
+def _advance(bar: Any, done: int) -> None:
+    """Move ``bar`` to ``done`` through ``update`` so its time estimate is right."""
+    if done > bar.n:
+        bar.update(done - bar.n)
+
+
 @contextmanager
 def progress_bar(
     total: int, desc: str, quiet: bool, unit: str = "tile"
 ) -> Iterator[Callable[[int, int], None] | None]:
-    """A tqdm bar on stderr when there is more than one step (hidden if not a TTY)."""
+    """A tqdm bar on stderr when there is more than one step (hidden if not a TTY).
+
+    While it is open, lines printed to ``sys.stderr`` go through ``tqdm.write``,
+    so they appear above the bar instead of on its row.
+    """
     if quiet or total <= 1:
         yield None
         return
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, disable=None)
+    bar = _new_bar(total, desc, unit)
 
     def update(done: int, _total: int) -> None:
-        bar.n = done
-        bar.refresh()
+        _advance(bar, done)
 
     try:
-        yield update
+        if bar.disable:
+            yield update
+        else:
+            from contextlib import redirect_stderr
+
+            from tqdm.contrib import DummyTqdmFile
+
+            with redirect_stderr(DummyTqdmFile(sys.stderr)):
+                yield update
     finally:
         bar.close()
 
@@ -84,7 +229,9 @@ class LazyBar:
     """A tqdm bar created on the first update that has more than one step.
 
     Used as a ``progress(done, total)`` callback for the tiles of one image, so
-    single-tile images never show a bar.
+    single-tile images never show a bar. It counts tiles; its clock starts at
+    the first update, so the steps done before it do not count towards the
+    time estimate.
     """
 
     def __init__(self, name: str, disabled: bool, unit: str = "tile") -> None:
@@ -97,18 +244,8 @@ class LazyBar:
         if self.disabled or total <= 1:
             return
         if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                desc=self.name,
-                unit=self.unit,
-                file=sys.stderr,
-                leave=False,
-                disable=None,
-            )
-        self.bar.n = done
-        self.bar.refresh()
+            self.bar = _new_bar(total, self.name, self.unit, initial=done)
+        _advance(self.bar, done)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -23,6 +23,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from licodec.train.module import LitCompression, TrainingDiverged
@@ -173,7 +174,12 @@ def validate_model(
 
 
 class MetricsBar(TQDMProgressBar):
-    """The tqdm bar, showing loss/bpp/PSNR/lr from :class:`RunMonitor` instead of self.log."""
+    """The tqdm bar, showing loss/bpp/PSNR/lr from :class:`RunMonitor` instead of self.log.
+
+    It counts optimizer steps against the step budget from the first frame on:
+    Lightning's own bar ("Training", then "Epoch 0" over an endless epoch) is
+    never drawn.
+    """
 
     def __init__(self, monitor: RunMonitor, refresh_rate: int = 1) -> None:
         super().__init__(refresh_rate=refresh_rate)
@@ -182,14 +188,25 @@ class MetricsBar(TQDMProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         return dict(self.monitor.bar_metrics)
 
+    def init_train_tqdm(self) -> Tqdm:
+        trainer = self.trainer
+        return Tqdm(
+            desc="train",
+            total=trainer.max_steps,
+            initial=trainer.global_step,
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stdout,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
+
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        super().on_train_epoch_start(trainer, *args)
-        # endless data: show progress against the step budget
-        self.train_progress_bar.reset(total=trainer.max_steps)
-        self.train_progress_bar.initial = trainer.global_step
-        self.train_progress_bar.n = trainer.global_step
-        self.train_progress_bar.set_description("train")
-        self.train_progress_bar.refresh()
+        # endless data, one epoch: the bar made in on_train_start already counts steps
+        if self._train_progress_bar is None:
+            self.train_progress_bar = self.init_train_tqdm()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:

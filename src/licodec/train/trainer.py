@@ -20,7 +20,8 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -62,17 +63,35 @@ def _is_child_process() -> bool:
     return any(os.environ.get(k, "0") not in ("", "0") for k in keys)
 
 
-class _DropAdverts(logging.Filter):
-    """Lightning prints a product tip at every Trainer start; keep the logs about training."""
+class _DropInfo(logging.Filter):
+    """Keeps warnings and errors only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in str(record.msg).lower()
+        return record.levelno >= logging.WARNING
 
 
-def _quiet_lightning() -> None:
-    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _DropAdverts) for f in log.filters):
-        log.addFilter(_DropAdverts())
+# Lightning's rank-zero info lines ("GPU available: ...", "TPU available: ...", "LOCAL_RANK:
+# 0 - CUDA_VISIBLE_DEVICES", "`Trainer.fit` stopped", product tips) repeat or contradict
+# what our own start and end lines say; its warnings still pass.
+_LIGHTNING_INFO_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+)
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's info banners while a run sets up and trains."""
+    drop = _DropInfo()
+    logs = [logging.getLogger(name) for name in _LIGHTNING_INFO_LOGGERS]
+    for log in logs:
+        log.addFilter(drop)
+    try:
+        yield
+    finally:
+        for log in logs:
+            log.removeFilter(drop)
 
 
 def _say(text: str) -> None:
@@ -415,6 +434,7 @@ def run_training(
         saved = torch.load(resume_ckpt, map_location="cpu", weights_only=True, mmap=True)
         resume_step = int(saved.get("global_step", 0))
         _note_schedule_change(saved.get("licodec", {}).get("config"), cfg, resume_step)
+        _say(f"resuming from step {resume_step} ({resume_ckpt})")
         del saved
     monitor = RunMonitor(run_dir, val_images, progress, resume_step=resume_step)
     callbacks: list[Any] = [monitor]
@@ -422,32 +442,32 @@ def run_training(
         callbacks.append(MetricsBar(monitor))
     callbacks += list(extra_callbacks or [])
 
-    _quiet_lightning()
     devices = _devices(cfg.devices)
     accelerator = "gpu" if cfg.accelerator == "cuda" else cfg.accelerator
-    try:
-        trainer = L.Trainer(
-            accelerator=accelerator,
-            devices=devices,
-            num_nodes=cfg.num_nodes,
-            strategy=_strategy(cfg, devices),
-            precision=cfg.precision,  # type: ignore[arg-type]
-            max_steps=cfg.steps,
-            max_epochs=-1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=progress == "bar",
-            enable_model_summary=False,
-            callbacks=callbacks,
-            plugins=_plugins(AtomicCheckpointIO()),
-            use_distributed_sampler=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            default_root_dir=str(run_dir),
-            benchmark=True if accelerator != "cpu" else None,
-        )
-    except Exception as exc:  # noqa: BLE001 - Lightning's MisconfigurationException & co
-        raise InputError(f"cannot set up the trainer: {exc}".splitlines()[0]) from None
+    with _quiet_lightning():  # its accelerator banners are logged while it is built
+        try:
+            trainer = L.Trainer(
+                accelerator=accelerator,
+                devices=devices,
+                num_nodes=cfg.num_nodes,
+                strategy=_strategy(cfg, devices),
+                precision=cfg.precision,  # type: ignore[arg-type]
+                max_steps=cfg.steps,
+                max_epochs=-1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=progress == "bar",
+                enable_model_summary=False,
+                callbacks=callbacks,
+                plugins=_plugins(AtomicCheckpointIO()),
+                use_distributed_sampler=False,
+                num_sanity_val_steps=0,
+                limit_val_batches=0,
+                default_root_dir=str(run_dir),
+                benchmark=True if accelerator != "cpu" else None,
+            )
+        except Exception as exc:  # noqa: BLE001 - Lightning's MisconfigurationException & co
+            raise InputError(f"cannot set up the trainer: {exc}".splitlines()[0]) from None
     if on_trainer is not None:
         on_trainer(trainer)
 
@@ -460,7 +480,7 @@ def run_training(
     if cfg.compile:
         model.compile()
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_lightning():
         # An endless stream has no length; Lightning says so once per run.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
