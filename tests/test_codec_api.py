@@ -140,7 +140,11 @@ def test_decoding_with_one_or_two_threads_is_identical(name: str) -> None:
     assert encoded_two == result.data
 
 
-def test_weights_mismatch_and_numerics_mismatch_fail_cleanly() -> None:
+def test_weights_mismatch_and_numerics_mismatch_fail_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from licodec.codec import api
+
     model = tiny_model("wacnn-tiny")
     data = Codec(model).compress(photo(20, 30))
     other_seed = tiny_model("wacnn-tiny", seed=1)
@@ -153,14 +157,14 @@ def test_weights_mismatch_and_numerics_mismatch_fail_cleanly() -> None:
     drifted = copy.deepcopy(model)
     with torch.no_grad():
         list(drifted.h_scale_s.parameters())[-1].add_(0.5)
-    drifted._licodec_digest = model._licodec_digest
+    model_digest = api._digest(model)
+    monkeypatch.setattr(api, "_digest", lambda m: model_digest)  # every model "matches"
     with pytest.raises(ModelError, match="decode checksum mismatch"):
         Codec(drifted).decompress(data)
     # Synthesis drift leaves the latents intact: the file still decodes, to other pixels
     shifted = copy.deepcopy(model)
     with torch.no_grad():
         list(shifted.g_s.parameters())[-1].add_(0.02)  # last bias: +5 grey levels
-    shifted._licodec_digest = model._licodec_digest
     ref = np.asarray(Codec(model).decompress(data), dtype=int)
     assert np.abs(np.asarray(Codec(shifted).decompress(data), dtype=int) - ref).max() >= 4
     # A tampered decode checksum (file CRC fixed up) is caught the same way
@@ -168,6 +172,24 @@ def test_weights_mismatch_and_numerics_mismatch_fail_cleanly() -> None:
     c.check_crc ^= 1
     with pytest.raises(ModelError, match="checksum mismatch"):
         Codec(model).decompress(serialise(c))
+
+
+def test_digest_follows_loaded_weights() -> None:
+    # Regression: the digest was cached on the model and survived load_state_dict,
+    # so files were labelled with the old weights' digest and refused by the right ones.
+    from licodec.zoo.weights import weights_digest
+
+    a, b = tiny_model("wacnn-tiny"), tiny_model("wacnn-tiny", seed=1)
+    before = weights_digest(a)
+    assert before != weights_digest(b)
+    a.load_state_dict(b.state_dict())
+    assert weights_digest(a) == weights_digest(b) != before
+    data = Codec(a).compress(photo(16, 24))
+    assert parse(data).weights_digest == weights_digest(b)
+    assert Codec(b).decompress(data).size == (24, 16)
+    with torch.no_grad():
+        next(a.parameters()).add_(1.0)  # an in-place edit invalidates it too
+    assert weights_digest(a) != weights_digest(b)
 
 
 def test_unknown_model_and_missing_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,10 +23,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IN", help="image file, directory or '-'")
     parser.add_argument("-o", "--output", metavar="OUT", help="output file, directory or '-'")
     parser.add_argument(
-        "--model", metavar="NAME", help="model id, e.g. stf (default: the shipped default)"
+        "--model",
+        metavar="NAME",
+        help="a model with shipped weights, e.g. wacnn-lite (default: the shipped default; "
+        "`licodec zoo` lists them); other models need --weights, e.g. the authors' "
+        "checkpoints converted with `licodec import-checkpoint`",
     )
     parser.add_argument(
-        "--quality", type=int, metavar="Q", help="quality index: of the shipped weights, or the rate of a variable-rate model"
+        "--quality",
+        type=_quality,
+        metavar="Q",
+        help="quality index: of the shipped weights, or the rate of a variable-rate model "
+        "(1-6 for the shipped model)",
     )
     parser.add_argument(
         "--weights", metavar="FILE", help="weights file in licodec's format (overrides the zoo)"
@@ -58,6 +66,34 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _quality(text: str) -> int:
+    """argparse type: a quality index the format can store (a bad number is a usage error)."""
+    from licodec.codec.container import MAX_QUALITY
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= MAX_QUALITY:
+        raise argparse.ArgumentTypeError(f"quality must be 1..{MAX_QUALITY}, got {value}")
+    return value
+
+
+def _check_lic_name(path: str) -> None:
+    """Refuse ``-o photo.webp``: compress writes .lic files, whatever the name says."""
+    from pathlib import Path
+
+    from licodec.codec.files import STDIO
+    from licodec.errors import OutputError
+
+    ext = "" if path == STDIO else Path(path).suffix.lower()
+    if ext not in ("", ".lic"):
+        raise OutputError(
+            f"{path}: compress writes .lic files, not {ext}; name the output .lic "
+            f"(to get a {ext} image, decompress the .lic file with -o NAME{ext})"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from licodec.codec.api import Codec
     from licodec.codec.cli_support import (
@@ -85,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = plan_outputs(inputs, args.output, ".lic", many)
     if not many:
         check_output(outputs[0], args.force)  # fail before loading the model
+        _check_lic_name(outputs[0])
     apply_threads(args.threads)
     codec = Codec(
         args.model,

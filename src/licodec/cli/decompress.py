@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         read_bytes,
         write_atomic,
     )
-    from licodec.codec.image_io import encode_image
+    from licodec.codec.image_io import encode_image, output_format
     from licodec.errors import LicodecError
 
     inputs = expand_inputs(args.inputs, {".lic"})
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = plan_outputs(inputs, args.output, ".png", many)
     if not many:
         check_output(outputs[0], args.force)
+        output_format(outputs[0])  # a bad extension fails before any decoding
     apply_threads(args.threads)
     codec = Codec(None, None, args.weights, max_pixels=args.max_pixels or MAX_PIXELS)
     if args.weights is not None:

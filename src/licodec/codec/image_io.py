@@ -31,6 +31,7 @@ __all__ = [
     "encode_image",
     "image_extensions",
     "load_image",
+    "output_format",
     "to_pil",
 ]
 
@@ -292,6 +293,26 @@ def decode_alpha(method: AlphaMethod, data: bytes, width: int, height: int) -> n
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
+def output_format(path: str) -> str:
+    """The Pillow format ``path``'s extension names (PNG for ``-`` or no extension).
+
+    Called before any decoding, so a bad ``-o`` fails at once. Raises
+    :class:`OutputError` for extensions Pillow cannot write.
+    """
+    from licodec.errors import OutputError
+
+    # registered_extensions() loads every plugin: Image.SAVE is filled lazily, and in a
+    # fresh process it does not yet know PNG.
+    exts = Image.registered_extensions()
+    ext = "" if path == "-" else Path(path).suffix.lower()
+    fmt = "PNG" if not ext else exts.get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        hint = " (.lic is what compress writes)" if ext == ".lic" else ""
+        raise OutputError(f"cannot write {path}: unknown image format {ext!r}{hint}; "
+                          "use .png, .webp, .tif, .bmp or .jpg")
+    return fmt
+
+
 def encode_image(img: Image.Image, path: str) -> bytes:
     """``img`` encoded in the format ``path``'s extension names (PNG for ``-`` or none).
 
@@ -299,10 +320,7 @@ def encode_image(img: Image.Image, path: str) -> bytes:
     """
     from licodec.errors import OutputError
 
-    ext = "" if path == "-" else Path(path).suffix.lower()
-    fmt = "PNG" if not ext else Image.registered_extensions().get(ext)
-    if fmt is None or fmt not in Image.SAVE:
-        raise OutputError(f"cannot write {path}: unknown image format {ext!r} (use .png)")
+    fmt = output_format(path)
     params: dict[str, Any] = {}
     icc = img.info.get("icc_profile")
     if icc:

@@ -86,7 +86,6 @@ def load_authors_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Ten
     nn.Module.load_state_dict(model, sd, strict=True)
     model.eval()
     model.update(force=True)  # type: ignore[operator]
-    model._licodec_digest = None  # type: ignore[assignment]
     return model
 
 

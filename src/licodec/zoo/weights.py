@@ -71,19 +71,25 @@ def _stored_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 def weights_digest(model: nn.Module) -> bytes:
     """8 bytes identifying the weights (SHA-256 over sorted names, dtypes, shapes, values).
 
-    Containers store it so that a file is never decoded with other weights.
+    Containers store it so that a file is never decoded with other weights. The
+    result is cached on the model under a key of every tensor's storage and
+    version counter, so any in-place change (``load_state_dict``, an optimizer
+    step, ``copy_``) invalidates it.
     """
-    cached = getattr(model, "_licodec_digest", None)
-    if isinstance(cached, bytes):
-        return cached
+    tensors = _stored_tensors(model)
+    key = tuple((k, t.data_ptr(), t._version, t.dtype, tuple(t.shape))
+                for k, t in sorted(tensors.items()))
+    cached = getattr(model, "_licodec_digest_cache", None)
+    if isinstance(cached, tuple) and cached[0] == key:
+        return cached[1]
     h = hashlib.sha256()
-    for key, t in sorted(_stored_tensors(model).items()):
-        h.update(key.encode())
+    for name, t in sorted(tensors.items()):
+        h.update(name.encode())
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
     digest = h.digest()[:8]
-    model._licodec_digest = digest  # type: ignore[assignment]
+    model._licodec_digest_cache = (key, digest)  # type: ignore[assignment]
     return digest
 
 
@@ -127,7 +133,6 @@ def save_weights(
                 p.copy_(p.half().float())
         if callable(getattr(model, "update", None)):
             model.update(force=True)  # type: ignore[operator]  # tables of the rounded model
-    model._licodec_digest = None  # type: ignore[assignment]
     config = {
         "format": FORMAT_VERSION,
         "arch": arch,
