@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,9 +35,9 @@ def test_index_entries_describe_their_files() -> None:
         for key in ("quality", "lambda", "metric", "steps", "data", "kodak", "training"):
             assert e.get(key) not in (None, "", {}), f"{e['name']} has no {key}"
         assert 0.05 < e["kodak"]["bpp"] < 2.0 and 20 < e["kodak"]["psnr"] < 45
-    by_arch: dict[str, list[dict]] = {}
+    by_arch: dict[tuple[str, int], list[dict]] = {}
     for e in items:
-        by_arch.setdefault(e["arch"], []).append(e)
+        by_arch.setdefault((e["arch"], e["version"]), []).append(e)
     for arch, es in by_arch.items():
         es.sort(key=lambda e: e["quality"])
         bpps = [e["kodak"]["bpp"] for e in es]
@@ -67,3 +68,45 @@ def test_qualities_order_the_rate_on_a_photo() -> None:
     img = Image.fromarray(photo(128, 192, 5))
     sizes = [len(Codec(model=entry.arch, quality=q).compress(img)) for q in (qs[0], qs[-1])]
     assert sizes[0] < sizes[1]
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_file_made_with_the_v4_weights_still_decodes() -> None:
+    # Released weights are frozen: this file was written (format 2) with wacnn-lite v4, the
+    # shipped default of 2026-12-02; it must decode after any later reship.
+    from licodec import Codec
+    from licodec.codec.container import parse
+
+    data = (DATA / "wacnn-lite-v4.lic").read_bytes()
+    c = parse(data)
+    assert (c.model_id, c.weights_digest.hex(), c.version) == ("wacnn-lite", "d4d4a7a783c272ea", 2)
+    decoded = np.asarray(Codec().decompress(data), dtype=int)
+    ref = np.asarray(Image.open(DATA / "wacnn-lite-v4.png"), dtype=int)
+    # Latents are exact (the decode checksum passed); float32 synthesis on another CPU may
+    # move a few samples by one grey level (docs/format.md).
+    assert decoded.shape == ref.shape and np.abs(decoded - ref).max() <= 1
+    assert (decoded != ref).mean() < 1e-3
+
+
+def test_retired_versions_are_where_the_index_says(tmp_path: Path) -> None:
+    import subprocess
+
+    from licodec.zoo.weights import read_config
+
+    root = Path(__file__).parents[1]
+    retired = json.loads(INDEX.read_text()).get("retired", [])
+    shipped = {e["digest"] for e in _index()}
+    assert retired, "the index lists no retired versions"
+    for r in retired:
+        assert r["digest"] not in shipped
+        path = f"src/licodec/zoo/weights/{r['file']}"
+        got = subprocess.run(["git", "-C", str(root), "show", f"{r['commit']}:{path}"],
+                             capture_output=True, check=False)
+        if got.returncode != 0:
+            pytest.skip(f"no git history here to read {r['commit']} from")
+        tmp = tmp_path / f"v{r['version']}.safetensors"
+        tmp.write_bytes(got.stdout)
+        config = read_config(tmp)
+        assert (config["arch"], config["digest"]) == (r["arch"], r["digest"]), r

@@ -73,3 +73,67 @@ def test_half_storage_halves_the_file_and_loads_the_same_model(tmp_path: Path) -
     x = torch.rand(1, 3, 40, 40)
     with torch.no_grad():
         assert torch.equal(model(x)["x_hat"], loaded(x)["x_hat"])
+
+
+@pytest.fixture
+def versioned_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A zoo with two released versions of wacnn-tiny (v2 the newest and the default)."""
+    import torch
+
+    for version in (1, 2):
+        torch.manual_seed(version)
+        model = create_model("wacnn-tiny").eval()
+        save_weights(model, tmp_path / f"wt-v{version}.safetensors", {"quality": 3})
+    from licodec.zoo.weights import read_config
+
+    items = [
+        {"name": f"wacnn-tiny-v{v}-q3", "arch": "wacnn-tiny", "version": v, "quality": 3,
+         "file": f"wt-v{v}.safetensors", "default": v == 2,
+         "digest": read_config(tmp_path / f"wt-v{v}.safetensors")["digest"]}
+        for v in (1, 2)
+    ]
+    (tmp_path / "index.json").write_text(json.dumps({"weights": items}))
+    monkeypatch.setattr(pretrained, "_weights_dir", lambda: tmp_path)
+    return tmp_path
+
+
+def test_files_of_every_released_version_keep_decoding(versioned_zoo: Path) -> None:
+    # Released weights are frozen: the decoder finds the weights by the file's digest.
+    import numpy as np
+    from codec_helpers import photo
+
+    from licodec.codec.api import Codec
+    from licodec.codec.container import parse
+
+    img = photo(16, 24)
+    new = Codec().compress(img)  # the newest version is the default
+    old = Codec("wacnn-tiny-v1").compress(img)  # an older version by its tag
+    assert pretrained.resolve("wacnn-tiny", None) == versioned_zoo / "wt-v2.safetensors"
+    assert parse(new).weights_digest != parse(old).weights_digest
+    decoder = Codec()
+    assert np.asarray(decoder.decompress(new)).shape == (16, 24, 3)
+    assert np.asarray(decoder.decompress(old)).shape == (16, 24, 3)
+    # Retiring v1 (its file leaves the package) names the commit and the --weights to pass
+    index = json.loads((versioned_zoo / "index.json").read_text())
+    v1 = index["weights"].pop(0)
+    index["retired"] = [{"arch": "wacnn-tiny", "version": 1, "digest": v1["digest"],
+                         "steps": 1234, "file": v1["file"], "commit": "abc1234"}]
+    (versioned_zoo / "index.json").write_text(json.dumps(index))
+    keep = versioned_zoo / "kept-v1.safetensors"
+    (versioned_zoo / v1["file"]).rename(keep)
+    with pytest.raises(ModelError) as info:
+        Codec().decompress(old)
+    msg = str(info.value)
+    assert "wacnn-tiny v1 (1,234 training steps)" in msg and "no longer ships" in msg
+    assert "git show abc1234:src/licodec/zoo/weights/wt-v1.safetensors" in msg
+    assert "--weights wacnn-tiny-v1.safetensors" in msg
+    assert np.asarray(Codec(weights=keep).decompress(old)).shape == (16, 24, 3)
+    # The newest file with the old weights: the error says which shipped version it needs
+    with pytest.raises(ModelError, match="weights are the shipped wacnn-tiny-v2 .omit --weights"):
+        Codec(weights=keep).decompress(new)
+    with pytest.raises(ModelError, match="which licodec does not ship"):
+        c = parse(new)
+        c.weights_digest = bytes(8)
+        from licodec.codec.container import serialise
+
+        Codec().decompress(serialise(c))

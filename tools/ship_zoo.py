@@ -5,10 +5,15 @@ tensors as float16), evaluates the shipped file on Kodak with ``licodec eval``
 (resumable; or takes an existing ``--eval`` JSON of that very file), and adds
 one index entry per quality (a variable-rate file gets one per rate, all
 naming the same file) with the Kodak numbers and how the weights were
-trained. Existing entries for the same file are replaced.
+trained.
+
+Released weights are frozen: a file already in the zoo is never replaced. The
+new file becomes the next version of its architecture (``ARCH-vN``), which
+encoding then picks by default; files made with earlier versions keep
+decoding, because the decoder finds weights by the digest a file names.
 
     python tools/ship_zoo.py runs/wacnn-lite/model.safetensors --half \
-        --file wacnn-lite.safetensors --kodak ../shared/data/kodak \
+        --file wacnn-lite-v5.safetensors --kodak ../shared/data/kodak \
         --eval runs/eval/wacnn-lite.json --default-quality 3 \
         --hardware "2-core CPU (AMD EPYC)" --hours 2.1 --command "licodec train ..."
 """
@@ -49,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
 
     model, config = load_weights(args.weights)  # verifies the digest
     zoo.mkdir(parents=True, exist_ok=True)
+    index_path = zoo / "index.json"
+    index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
     dest = zoo / args.file
+    if dest.exists() or any(e["file"] == args.file for e in index.get("weights", [])):
+        raise SystemExit(f"{args.file} is a released file, and released weights are frozen: "
+                         "ship these as a new --file (the next version)")
     staged = zoo / (args.file + ".staged")  # becomes `dest` only once everything checks out
     own = {"format", "arch", "kwargs", "digest", "storage"}
     save_weights(model, staged, {k: v for k, v in config.items() if k not in own}, half=args.half)
@@ -84,20 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"{args.eval} has no result for qualities {missing}")
 
-    index_path = zoo / "index.json"
-    index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    old = [e for e in index.get("weights", []) if e["file"] == args.file]
-    items = [e for e in index.get("weights", []) if e["file"] != args.file]
+    items = list(index.get("weights", []))
+    released = [e for e in items + index.get("retired", []) if e["arch"] == arch]
+    if any(e["digest"] == config["digest"] for e in released):
+        raise SystemExit(f"these weights ({config['digest']}) are already released")
+    version = 1 + max((int(e.get("version", 1)) for e in released), default=0)
     default_q = args.default_quality
-    if default_q is None:  # keep a default this file had
-        default_q = next((e["quality"] for e in old if e.get("default")), None)
     if default_q is not None:
         for e in items:
             e.pop("default", None)
     for i, q in enumerate(qualities):
         entry: dict[str, Any] = {
-            "name": f"{arch}-q{q}",
+            "name": f"{arch}-v{version}-q{q}",
             "arch": arch,
+            "version": version,
             "quality": q,
             "file": args.file,
             "metric": config.get("metric", "mse"),
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(index_path)
     size = (zoo / args.file).stat().st_size / 1e6
-    print(f"shipped {args.file} ({size:.1f} MB, {arch}, qualities {qualities}); "
+    print(f"shipped {args.file} ({size:.1f} MB, {arch}-v{version}, qualities {qualities}); "
           f"{len(items)} zoo entries")
     del model
     return 0

@@ -91,8 +91,11 @@ def _known_models() -> list[str]:
 
 
 def _check_model_name(name: str) -> None:
+    """``name`` is a registered id, or ``ID-vN`` (a shipped version of its weights)."""
+    import re
+
     known = _known_models()
-    if name not in known:
+    if re.sub(r"-v[0-9]+$", "", name) not in known:
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(known)}")
 
 
@@ -198,6 +201,18 @@ def resolve_model(
     return lm
 
 
+def _where_weights_are(c: Container) -> str:
+    """``; ...`` naming the shipped or retired weights a file needs, or nothing."""
+    from licodec.zoo.pretrained import ZooEntry, find_digest
+
+    found = find_digest(c.model_id, c.weights_digest.hex())
+    if found is None:
+        return ""
+    if isinstance(found, ZooEntry):
+        return f"; the file's weights are the shipped {found.tag} (omit --weights)"
+    return f"; the file's weights are {found.hint()}"
+
+
 # -- results ---------------------------------------------------------------------
 
 
@@ -294,7 +309,7 @@ class Codec:
         self.max_pixels = int(max_pixels)
         self.portable = bool(portable)
         self._encoder: LoadedModel | None = None
-        self._decoders: dict[tuple[str, int, str | None], LoadedModel] = {}
+        self._decoders: dict[tuple[str, bytes], LoadedModel] = {}
 
     @property
     def explicit(self) -> bool:
@@ -442,18 +457,18 @@ class Codec:
         if self.explicit:
             lm = self.load()
         else:
-            key = (c.model_id, c.quality, c.metric)
+            # Weights are found by the digest the file names: released weights are frozen,
+            # so a file made with any shipped version keeps decoding after a reship.
+            key = (c.model_id, c.weights_digest)
             lm_opt = self._decoders.get(key)
             if lm_opt is None:
-                if self._encoder is not None and self._encoder.arch == c.model_id:
+                if self._encoder is not None and self._encoder.digest == c.weights_digest:
                     lm_opt = self._encoder
                 else:
-                    # One load per file: the qualities of a variable-rate file share it
-                    # (decode takes the rate from the container).
-                    path = find_pretrained(c.model_id, c.quality, c.metric)
-                    lm_opt = next(
-                        (d for d in self._decoders.values() if d.source == path), None
-                    ) or _from_weights_file(path)
+                    from licodec.zoo.pretrained import entry_for_digest
+
+                    entry = entry_for_digest(c.model_id, c.weights_digest.hex(), c.quality)
+                    lm_opt = _from_weights_file(entry.path)
                 self._decoders[key] = lm_opt
             lm = lm_opt
         if lm.arch != c.model_id:
@@ -461,7 +476,7 @@ class Codec:
         if lm.digest != c.weights_digest:
             raise ModelError(
                 f"file was encoded with {c.model_id} weights {c.weights_digest.hex()}, "
-                f"but the loaded weights are {lm.digest.hex()}"
+                f"but the loaded weights are {lm.digest.hex()}{_where_weights_are(c)}"
             )
         return lm
 
