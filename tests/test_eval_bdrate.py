@@ -79,7 +79,8 @@ def test_shared_files_give_the_same_numbers(shared: Path) -> None:
 def test_cli_bd_rate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["bd-rate", "tcm-l", "vtm", "--method", "cubic"]) == 0
     out = capsys.readouterr().out
-    value = float(out.split("BD-rate")[1].split("%")[0])
+    cubic = next(ln for ln in out.splitlines() if ln.startswith("cubic"))
+    value = float(cubic.split("BD-rate")[1].split("%")[0])
     assert value == pytest.approx(-12.09, abs=0.05)
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2")
@@ -88,3 +89,32 @@ def test_cli_bd_rate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert err.startswith("licodec: error:") and "malformed JSON" in err and err.count("\n") == 1
     assert main(["bd-rate", "stf", "vtm", "--metric", "ms-ssim"]) == 3
     assert "no ms-ssim values" in capsys.readouterr().err
+
+
+def test_cli_bd_rate_prints_the_shared_ranges_and_warns_on_other_images(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import json
+
+    # 0.03-0.6 bpp at 25-33 dB against VTM (0.048-3.63 bpp, 26.14-46.59 dB): the ranges
+    # both cover are 26.14-33 dB and 0.048-0.6 bpp, neither of them all of A's.
+    curve = {
+        "name": "four images",
+        "meta": {"tool": "licodec eval", "dataset": "kodak", "num_images": 4,
+                 "images": ["kodim01.png", "kodim02.png", "kodim03.png", "kodim04.png"]},
+        "results": {"bpp": [0.03, 0.1, 0.3, 0.6], "psnr-rgb": [25.0, 28.0, 31.0, 33.0]},
+    }
+    path = tmp_path / "four.json"
+    path.write_text(json.dumps(curve))
+    assert main(["bd-rate", str(path), "vtm", "--method", "pchip"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    bd_rate_line = next(ln for ln in lines if ln.startswith("BD-rate ") and "range" in ln)
+    bd_psnr_line = next(ln for ln in lines if ln.startswith("BD-PSNR ") and "range" in ln)
+    assert "26.14-33.00 dB" in bd_rate_line and "bpp" not in bd_rate_line
+    assert "0.048-0.600 bpp" in bd_psnr_line
+    assert "different image sets" in err and "A: 4 images of kodak" in err
+    assert "B: 24 images of kodak" in err
+    # Two curves of the 24 Kodak images: no such warning.
+    assert main(["bd-rate", "tcm-l", "vtm"]) == 0
+    assert "image sets" not in capsys.readouterr().err

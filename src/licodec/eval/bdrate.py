@@ -56,6 +56,8 @@ class BDResult:
     overlap_anchor: float  # same for the anchor curve
     low_overlap: bool
     reason: str = ""  # why low_overlap is set
+    rate_overlap_test: float = 1.0  # share of the test curve's log-rate range in rate_interval
+    rate_overlap_anchor: float = 1.0  # same for the anchor curve
 
 
 def _as_curve(
@@ -148,6 +150,10 @@ def bjontegaard(
         return 1.0 if span == 0 else (q_hi - q_lo) / span
 
     ov_t, ov_a = share(qt), share(qa)
+
+    def rate_share(lr: np.ndarray) -> float:
+        span = float(lr.max() - lr.min())
+        return 1.0 if span == 0 else (r_hi - r_lo) / span
     reasons = []
     if max(ov_t, ov_a) < MIN_OVERLAP_FRACTION:
         reasons.append(
@@ -177,6 +183,8 @@ def bjontegaard(
         overlap_anchor=ov_a,
         low_overlap=bool(reasons),
         reason=reason,
+        rate_overlap_test=rate_share(lt),
+        rate_overlap_anchor=rate_share(la),
     )
 
 

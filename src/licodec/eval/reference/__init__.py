@@ -16,9 +16,11 @@ from typing import Any
 
 from licodec.errors import InputError
 
-__all__ = ["DATASETS", "is_published", "list_published", "load_published"]
+__all__ = ["DATASETS", "DATASET_IMAGES", "is_published", "list_published", "load_published"]
 
 DATASETS = ("kodak",)
+#: How many images each data set's published numbers are averaged over.
+DATASET_IMAGES = {"kodak": 24}
 
 
 @cache
@@ -80,6 +82,7 @@ def load_published(name: str, dataset: str = "kodak") -> Any:
     curve.meta = {
         "published": key,
         "dataset": dataset,
+        "num_images": DATASET_IMAGES[dataset],
         "source": entry["source"],
         "reference": entry.get("reference", ""),
     }
