@@ -23,7 +23,8 @@ def fake_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         save_weights(model, tmp_path / f"t{q}.safetensors", {"lambda": 0.01 * q, "quality": q})
         items.append(
             {"name": f"wacnn-tiny-q{q}", "arch": "wacnn-tiny", "quality": q, "file": f"t{q}.safetensors",
-             "lambda": 0.01 * q, "default": q == 4, "kodak": {"bpp": 0.1 * q, "psnr": 25.0 + q}}
+             "lambda": 0.01 * q, "default": q == 4, "kodak": {"bpp": 0.1 * q, "psnr": 25.0 + q},
+             "steps": 12500 * q}
         )
     (tmp_path / "index.json").write_text(json.dumps({"weights": items}))
     monkeypatch.setattr(pretrained, "_weights_dir", lambda: tmp_path)
@@ -53,6 +54,27 @@ def test_cli_zoo_lists_architectures_and_weights(fake_zoo: Path, capsys) -> None
     assert main(["zoo", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {w["quality"] for w in data["weights"]} == {2, 4}
+
+
+def test_cli_zoo_says_which_ids_have_weights_and_how_to_get_the_others(
+    fake_zoo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["zoo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # The architectures are not advertised as `compress --model` targets: most have no weights.
+    assert "compress" not in lines[0] and "train" in lines[0]
+    marked = [ln.split()[0] for ln in lines if ln.startswith(" *")]
+    assert marked == ["*wacnn-tiny"]
+    text = "\n".join(lines)
+    assert "shipped weights: wacnn-tiny" in text
+    assert "licodec import-checkpoint --arch NAME" in text
+    assert "--weights" in text
+    note = next(ln for ln in lines if "published checkpoints of" in ln)
+    for arch in ("stf", "wacnn", "tcm-s", "tcm-m", "tcm-l"):
+        assert arch in note
+    # Training steps, as the README promises.
+    row = next(ln for ln in lines if ln.strip().startswith("wacnn-tiny-q4"))
+    assert "50,000 steps" in row and "(default)" in row
 
 
 def test_half_storage_halves_the_file_and_loads_the_same_model(tmp_path: Path) -> None:
