@@ -143,6 +143,28 @@ def test_cell_density_folds_padding_cells_into_the_image() -> None:
     assert d.sum() == pytest.approx(bits.sum())
 
 
+_ZOO_INDEX = Path(__file__).resolve().parents[1] / "src/licodec/zoo/weights/index.json"
+
+
+@pytest.mark.skipif(not _ZOO_INDEX.is_file(), reason="no weights ship with this checkout")
+def test_bitmap_without_model_uses_the_shipped_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from licodec.zoo.pretrained import default_entry
+
+    image = tmp_path / "im.png"
+    Image.fromarray(smooth_image(64, 64, seed=2)).save(image)
+    rc = main(["bitmap", str(image), "-o", str(tmp_path / "m.png"), "--threads", "1"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert (tmp_path / "m.png").is_file() and "estimated" in out
+    entry = default_entry()
+    from licodec.eval.evaluate import default_points
+
+    (point,) = default_points(None)
+    assert (point.arch, point.quality) == (entry.arch, entry.quality)
+
+
 def test_bitmap_bad_inputs(
     tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,7 +172,6 @@ def test_bitmap_bad_inputs(
     Image.fromarray(smooth_image(32, 32, seed=0)).save(image)
     png = str(tmp_path / "m.png")
     cases = [
-        ([str(image), "-o", png], 3, "--model"),
         ([str(image), "--model", "nope", "-o", png], 5, "unknown model"),
         ([str(tmp_path / "no.png"), "--weights", str(weights), "-o", png], 3, "cannot read"),
         ([str(image), "--weights", str(weights), "-o", str(tmp_path / "m.jpg")], 3, ".png"),

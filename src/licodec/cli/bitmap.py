@@ -1,4 +1,4 @@
-"""``licodec bitmap IMAGE --model NAME -o map.png``: where a learned model spends its bits."""
+"""``licodec bitmap IMAGE [--model NAME] -o map.png``: where a learned model spends its bits."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import add_threads_option, positive_int
+    from licodec.codec.cli_support import add_threads_option, positive_float, positive_int, quality
 
     parser = subparsers.add_parser(
         "bitmap",
@@ -22,8 +22,16 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("image", metavar="IMAGE", help="image file")
     parser.add_argument("-o", "--output", required=True, help="figure to write (.png, .pdf, .svg)")
-    parser.add_argument("--model", metavar="NAME", help="model id, e.g. tcm-s")
-    parser.add_argument("--quality", type=int, metavar="Q", help="zoo quality of --model, or the rate of a variable-rate --weights file")
+    parser.add_argument(
+        "--model", metavar="NAME", help="model id with shipped weights (default: the shipped default)"
+    )
+    parser.add_argument(
+        "--quality",
+        type=quality,
+        metavar="Q",
+        help="zoo quality of --model (default: its default, as compress uses), or the rate of "
+        "a variable-rate --weights file",
+    )
     parser.add_argument("--weights", metavar="FILE", help="weights file in licodec's format")
     parser.add_argument(
         "--layout",
@@ -38,7 +46,10 @@ def register(subparsers: Any) -> None:
         help="z's bits spread evenly into the map, or only reported (default: spread)",
     )
     parser.add_argument(
-        "--vmax", type=float, metavar="BPP", help="top of the colour scale (default: 99.5th pct)"
+        "--vmax",
+        type=positive_float,
+        metavar="BPP",
+        help="top of the colour scale (default: 99.5th pct)",
     )
     parser.add_argument(
         "--save-map", metavar="FILE.npy", help="also save the map (H x W bits per pixel) as .npy"
@@ -64,19 +75,18 @@ def run(args: argparse.Namespace) -> int:
     check_figure_path(args.output)
     if args.save_map and not args.save_map.endswith(".npy"):
         raise InputError(f"--save-map {args.save_map}: must end in .npy")
-    if args.vmax is not None and not args.vmax > 0:
-        raise InputError("--vmax must be positive")
-    if args.weights is None and args.model is None:
-        raise InputError("give --model NAME (with --quality) or --weights FILE")
     rgb = load_rgb(args.image)
-    from licodec.eval.evaluate import is_variable_rate
+    from licodec.eval.evaluate import default_points, is_variable_rate
 
     vr_file = bool(args.weights) and is_variable_rate(args.weights)
-    points = resolve_points(
-        args.model,
-        [args.quality] if args.quality is not None and (vr_file or not args.weights) else None,
-        [args.weights] if args.weights else None,
-    )
+    if args.weights is None and args.quality is None:
+        points = default_points(args.model)  # the model and quality compress would use
+    else:
+        points = resolve_points(
+            args.model,
+            [args.quality] if args.quality is not None and (vr_file or not args.weights) else None,
+            [args.weights] if args.weights else None,
+        )
     point = points[0]
     if vr_file and args.quality is None:
         raise InputError(f"{args.weights} is variable-rate: give --quality")

@@ -9,7 +9,13 @@ DEFAULT_CODECS = "jpeg,webp,jpeg2000,avif,jxl,hevc"
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import add_threads_option, positive_int
+    from licodec.codec.cli_support import (
+        add_threads_option,
+        crop_box,
+        positive_float,
+        positive_int,
+        quality_list,
+    )
 
     parser = subparsers.add_parser(
         "compare",
@@ -17,18 +23,31 @@ def register(subparsers: Any) -> None:
         description=(
             "Code IMAGE with a learned model and with classical codecs, each matched to the "
             "same file size (within 5 %), and draw the same crop of every decoded image, "
-            "labelled with bpp and PSNR. With several weights (or --qualities) the one whose "
-            "file is closest to --bpp is shown; its real size is the target of the classical "
-            "codecs. With one weights file --bpp is not needed; without a learned model the "
-            "classical codecs are matched to --bpp."
+            "labelled with bpp and PSNR. The learned model is the shipped default unless "
+            "--model or --weights names another (--model none: classical codecs only). With "
+            "several weights (or --qualities) the one whose file is closest to --bpp is shown; "
+            "its real size is the target of the classical codecs. With one weights file, or a "
+            "zoo model without --qualities and --bpp (its default quality, as compress uses), "
+            "--bpp is not needed; a zoo model with --bpp is tried at every shipped quality; "
+            "without a learned model the classical codecs are matched to --bpp."
         ),
     )
     parser.add_argument("image", metavar="IMAGE", help="image file")
     parser.add_argument("-o", "--output", required=True, help="figure to write (.png, .pdf, .svg)")
-    parser.add_argument("--bpp", type=float, help="target rate in bits per pixel")
-    parser.add_argument("--model", metavar="NAME", help="learned model id, e.g. tcm-s")
     parser.add_argument(
-        "--qualities", metavar="Q1,Q2,...", help="zoo qualities of --model, or rates of a variable-rate --weights file"
+        "--bpp", type=positive_float, help="target rate in bits per pixel"
+    )
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help="learned model id with shipped weights (default: the shipped default; "
+        "'none' for classical codecs only)",
+    )
+    parser.add_argument(
+        "--qualities",
+        type=quality_list,
+        metavar="Q1,Q2,...",
+        help="zoo qualities of --model, or rates of a variable-rate --weights file",
     )
     parser.add_argument("--weights", nargs="+", metavar="FILE", help="weights files to choose from")
     parser.add_argument(
@@ -38,6 +57,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--crop",
+        type=crop_box,
         metavar="X,Y,W,H",
         help="region to show, in pixels (default: a centred 256x256 square)",
     )
@@ -54,16 +74,15 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from licodec.cli.eval import _parse_qualities
     from licodec.codec.cli_support import apply_threads
     from licodec.errors import InputError
     from licodec.eval.baselines import get_codec
-    from licodec.eval.compare import SIZE_TOLERANCE, parse_crop, render_compare, run_compare
+    from licodec.eval.compare import SIZE_TOLERANCE, render_compare, run_compare
     from licodec.eval.metrics import load_rgb
     from licodec.eval.plot import check_figure_path
 
     check_figure_path(args.output)
-    crop = parse_crop(args.crop) if args.crop else None
+    crop = args.crop
     names = [c.strip() for c in args.codecs.split(",") if c.strip()]
     if names == ["none"]:
         names = []
@@ -71,11 +90,16 @@ def run(args: argparse.Namespace) -> int:
     if len(set(codecs)) != len(codecs):
         raise InputError("--codecs: a codec is listed twice")
     points: list[Any] = []
-    if args.model or args.weights or args.qualities:
-        from licodec.eval.evaluate import resolve_points
+    if args.model == "none":
+        if args.weights or args.qualities:
+            raise InputError("--model none: no learned model, so no --weights or --qualities")
+    else:
+        from licodec.eval.evaluate import default_points, resolve_points
 
-        qualities = _parse_qualities(args.qualities) if args.qualities else None
-        points = resolve_points(args.model, qualities, args.weights)
+        if args.weights or args.qualities or args.bpp is not None:
+            points = resolve_points(args.model, args.qualities, args.weights)
+        else:  # nothing picks a rate: the one compress would use
+            points = default_points(args.model)
     if not points and not codecs:
         raise InputError("nothing to compare: give a learned model and/or --codecs")
     rgb = load_rgb(args.image)

@@ -1,4 +1,4 @@
-"""``licodec eval DIR --model NAME ... -o OUT.json``: RD numbers of a learned model."""
+"""``licodec eval DIR [--model NAME | --weights FILE...] -o OUT.json``: RD numbers of a learned model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import positive_int
+    from licodec.codec.cli_support import positive_int, quality_list
 
     parser = subparsers.add_parser(
         "eval",
@@ -15,16 +15,21 @@ def register(subparsers: Any) -> None:
         description=(
             "Compress every image to a real .lic file, decode it and measure bpp (from the "
             "file length), PSNR and MS-SSIM on 8-bit RGB and the coding times, at every "
-            "weights file (or zoo quality). Writes a CompressAI-format JSON (mean over images "
+            "weights file (or zoo quality; without --model and --weights: the shipped default "
+            "model at every shipped quality). Writes a CompressAI-format JSON (mean over images "
             "plus per-image numbers) that `licodec plot` and `licodec bd-rate` read. "
-            "Rerunning with the same output skips the images already done."
+            "Rerunning with the same output skips the images already done and adds the "
+            "operating points the file lacks."
         ),
     )
     parser.add_argument("directory", metavar="DIR", help="folder of images (PNG, JPEG, ...)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.json", help="results file")
-    parser.add_argument("--model", metavar="NAME", help="model id, e.g. tcm-s")
+    parser.add_argument(
+        "--model", metavar="NAME", help="model id with shipped weights (default: the shipped default)"
+    )
     parser.add_argument(
         "--qualities",
+        type=quality_list,
         metavar="Q1,Q2,...",
         help="zoo qualities of --model, or rates of a variable-rate --weights file "
         "(default: all of them), to evaluate (one operating point each)",
@@ -71,20 +76,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _parse_qualities(text: str) -> list[int]:
-    from licodec.errors import InputError
-
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"--qualities: expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise InputError("--qualities: no value given")
-    if len(set(values)) != len(values):
-        raise InputError("--qualities: a quality is listed twice")
-    return values
-
-
 def _fmt(v: Any, spec: str) -> str:
     """``format(v, spec)``, or a dash as wide as the spec asks when ``v`` is missing."""
     if v is None:
@@ -97,13 +88,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from licodec.eval.baselines import list_images
-    from licodec.eval.evaluate import resolve_points, run_eval
+    from licodec.eval.evaluate import OperatingPoint, resolve_points, run_eval
 
-    qualities = _parse_qualities(args.qualities) if args.qualities else None
     images = list_images(args.directory)
-    points = resolve_points(args.model, qualities, args.weights)
+    points = resolve_points(args.model, args.qualities, args.weights)
     dataset = args.dataset or Path(args.directory).resolve().name
-    labels = [p.label for p in points]
 
     data = run_eval(
         images,
@@ -118,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
         name=args.name,
         dataset=dataset,
     )
+    # The file's points: those asked for, and any an earlier run put there.
+    in_file = [OperatingPoint.from_meta(d) for d in data["meta"]["points"]]
+    labels = [p.label for p in in_file]
+    asked = {p.key for p in points}
+    kept = [p.label for p in in_file if p.key not in asked]
+    if kept:
+        print(f"{args.output} also holds {', '.join(kept)} from an earlier run")
     if args.per_image:
         print(
             f"{'image':24s} {'weights':24s} {'bytes':>8s} {'bpp':>8s} {'PSNR dB':>8s} {'MS-SSIM':>8s}"

@@ -10,9 +10,11 @@ and the distortion from the forward pass's reconstruction, which is how many
 papers report numbers; the output says which was done.
 
 One operating point is one weights file (a quality of the zoo resolves to
-one). :func:`run_eval` writes a CompressAI-format JSON after every finished
-image, so an interrupted run resumes where it stopped, and can spread the
-images over worker processes that each load every model once.
+one), or one rate of a variable-rate file. :func:`run_eval` writes a
+CompressAI-format JSON after every finished image, so an interrupted run
+resumes where it stopped, a later run can add operating points to the file,
+and it can spread the images over worker processes that each load every
+model once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from licodec.errors import InputError, ModelError, OutputError
 
 __all__ = [
     "OperatingPoint",
+    "default_points",
     "evaluate_image",
     "resolve_points",
     "run_eval",
@@ -77,6 +80,39 @@ class OperatingPoint:
         d = asdict(self)
         d["lambda"] = d.pop("lmbda")
         return d
+
+    @classmethod
+    def from_meta(cls, d: Any) -> OperatingPoint:
+        """The point a results file's ``meta["points"]`` entry describes (ValueError if malformed)."""
+        if not isinstance(d, dict) or not all(
+            isinstance(d.get(k), str) for k in ("weights", "arch", "digest")
+        ):
+            raise ValueError(f"not an operating point: {d!r}")
+        quality, lmbda, metric = d.get("quality"), d.get("lambda"), d.get("metric")
+        return cls(
+            weights=d["weights"],
+            arch=d["arch"],
+            digest=d["digest"],
+            quality=quality if isinstance(quality, int) and not isinstance(quality, bool) else None,
+            lmbda=float(lmbda)
+            if isinstance(lmbda, (int, float)) and not isinstance(lmbda, bool)
+            else None,
+            metric=metric if isinstance(metric, str) else None,
+            variable_rate=bool(d.get("variable_rate", False)),
+        )
+
+    def conflicts_with(self, other: OperatingPoint) -> bool:
+        """Whether the two cannot lie on one curve: the same operating point from other
+        weights (another variable-rate file, or a fixed-rate file at the same quality or λ)."""
+        if self.key == other.key:
+            return False
+        if self.arch != other.arch or self.variable_rate != other.variable_rate:
+            return True
+        if self.variable_rate:
+            return self.digest != other.digest
+        return (self.quality is not None and self.quality == other.quality) or (
+            self.lmbda is not None and self.lmbda == other.lmbda
+        )
 
 
 def is_variable_rate(path: str | os.PathLike[str]) -> bool:
@@ -129,6 +165,13 @@ def _point_from_file(
     )
 
 
+def _is_release_tag(name: str) -> bool:
+    """Whether ``name`` names shipped weights by release (``wacnn-lite-v4``) or entry."""
+    from licodec.zoo.pretrained import entries
+
+    return any(name in (e.tag, e.name) for e in entries())
+
+
 def resolve_points(
     model: str | None,
     qualities: Sequence[int] | None = None,
@@ -136,15 +179,16 @@ def resolve_points(
 ) -> list[OperatingPoint]:
     """The operating points to evaluate, in the order given.
 
-    ``weights`` files win; otherwise each of ``qualities`` (or, with neither,
-    the zoo's default) is looked up in the zoo for ``model``. A model name
+    ``weights`` files win; otherwise each of ``qualities`` (or, without them,
+    every shipped quality) is looked up in the zoo for ``model`` (None: the
+    shipped default model, the one ``licodec compress`` uses). A model name
     must be known; a weights file must hold that model.
     """
     from licodec.zoo.registry import list_models
 
     if model is not None:
         known = list_models()
-        if model not in known:
+        if model not in known and (weights or not _is_release_tag(model)):
             raise ModelError(f"unknown model {model!r}; known models: {', '.join(known)}")
     if weights:
         from licodec.zoo.weights import rates_of, read_config
@@ -160,8 +204,6 @@ def resolve_points(
             else:
                 points.append(_point_from_file(w, model))
     else:
-        if model is None:
-            raise InputError("give --model NAME (with --qualities) or --weights FILE")
         for q in qualities or ():
             if not 0 <= int(q) <= 63:
                 raise InputError(f"quality must be in 0..63, got {q}")
@@ -171,7 +213,7 @@ def resolve_points(
             found = [resolve_entry(model, int(q)) for q in qualities]
         else:  # every shipped quality of the model
             found = sorted(model_entries(model), key=lambda e: e.quality)
-        points = [_point_from_file(e.path, model, e.quality) for e in found]
+        points = [_point_from_file(e.path, e.arch, e.quality) for e in found]
     arches = {p.arch for p in points}
     if len(arches) > 1:
         raise ModelError(f"weights files hold different models ({', '.join(sorted(arches))})")
@@ -181,6 +223,17 @@ def resolve_points(
             raise InputError(f"{p.weights} holds the same weights as {seen[p.key]}")
         seen[p.key] = p.weights
     return points
+
+
+def default_points(model: str | None) -> list[OperatingPoint]:
+    """The one point ``licodec compress`` would code at: the zoo's default quality of
+    ``model`` (None: the shipped default model)."""
+    from licodec.zoo.pretrained import resolve_entry
+    from licodec.zoo.registry import list_models
+
+    if model is not None and model not in list_models() and not _is_release_tag(model):
+        resolve_points(model)  # raises the unknown-model error
+    return resolve_points(model, [resolve_entry(model, None).quality])
 
 
 # --------------------------------------------------------------------------- one image
@@ -220,12 +273,15 @@ class _Evaluator:
     def codec(self, point: OperatingPoint) -> Any:
         return point_codec(point, self.tile_size, self._codecs)
 
-    def image(self, path: str | Path) -> dict[str, Any]:
+    def image(
+        self, path: str | Path, points: Sequence[OperatingPoint] | None = None
+    ) -> dict[str, Any]:
+        """The record of ``path`` at ``points`` (default: all of this evaluator's)."""
         from licodec.eval.metrics import load_rgb
 
         rgb = load_rgb(path)
         record: dict[str, Any] = {"size": [int(rgb.shape[1]), int(rgb.shape[0])]}
-        for point in self.points:
+        for point in self.points if points is None else points:
             if self.estimate:
                 values = self._estimate(point, rgb)
             else:
@@ -294,22 +350,72 @@ _WORKER: _Evaluator | None = None
 def _worker_init(
     points: list[OperatingPoint], estimate: bool, tile_size: int, threads: int
 ) -> None:
-    import warnings
-
     import torch
 
-    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     torch.set_num_threads(threads)
     global _WORKER
     _WORKER = _Evaluator(points, estimate, tile_size)
 
 
-def _worker_task(path: str) -> dict[str, Any]:
+def _worker_task(path: str, keys: list[str]) -> dict[str, Any]:
     assert _WORKER is not None, "worker not initialised"
-    return _WORKER.image(path)
+    return _WORKER.image(path, [p for p in _WORKER.points if p.key in keys])
 
 
 # --------------------------------------------------------------------------- output
+
+
+# An image's state while a run is under way: its size and its values at each point done.
+#   {"size": [W, H], "points": {point key: {metric: value}}}
+# Results files hold the images done at every point in ``per_image`` (lists aligned with
+# ``meta["points"]``) and, while operating points are being added to a file, the others
+# in ``pending`` (this form), so that an interrupted run loses nothing.
+
+
+def _by_point(record: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """A per-image record (lists aligned with ``keys``) as an image state."""
+    points: dict[str, dict[str, Any]] = {k: {} for k in keys}
+    for metric, values in record.items():
+        if metric != "size":
+            for k, v in zip(keys, values):
+                points[k][metric] = v
+    return {"size": record.get("size"), "points": points}
+
+
+def _aligned(state: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """An image state as a per-image record with lists aligned with ``keys``."""
+    record: dict[str, Any] = {"size": state["size"]}
+    metrics: list[str] = []
+    for k in keys:
+        metrics += [m for m in state["points"][k] if m not in metrics]
+    for m in metrics:
+        record[m] = [state["points"][k].get(m) for k in keys]
+    return record
+
+
+def _merge_points(
+    old: list[OperatingPoint], new: list[OperatingPoint], path: Path, hint: str
+) -> list[OperatingPoint]:
+    """The points of an existing file with the requested ones added.
+
+    A requested point the file already has replaces its entry (same weights, and
+    the file path given now); a point from other weights at an operating point
+    the file already covers is refused.
+    """
+    by_key = {p.key: p for p in new}
+    for n in new:
+        clash = next((o for o in old if n.conflicts_with(o)), None)
+        if clash is not None:
+            raise OutputError(
+                f"{path} was made with other weights ({clash.label} from {clash.weights}, "
+                f"not {n.weights}); {hint}"
+            )
+    old_keys = {p.key for p in old}
+    added = [p for p in new if p.key not in old_keys]
+    merged = [by_key.get(p.key, p) for p in old] + added
+    if added and all(p.quality is not None for p in merged):
+        merged.sort(key=lambda p: int(p.quality or 0))
+    return merged
 
 
 def _check_existing(
@@ -318,8 +424,10 @@ def _check_existing(
     estimate: bool,
     tile_size: int,
     images: list[Path],
-) -> dict[str, Any]:
-    """Per-image records of a previous run that this run may continue."""
+) -> tuple[list[OperatingPoint], dict[str, Any]]:
+    """The points and image states of a previous run that this run may continue or extend."""
+    import json
+
     from licodec.eval.results import load_results
 
     old = load_results(path)
@@ -329,29 +437,47 @@ def _check_existing(
         raise OutputError(f"{path} exists and is not a licodec eval output; {hint}")
     if meta.get("mode") != ("estimate" if estimate else "real"):
         raise OutputError(f"{path} was made in {meta.get('mode')} mode; {hint}")
-    old_keys = [f"{p.get('digest')}" + (f"@q{p.get('quality')}" if p.get("variable_rate") else "")
-                for p in meta.get("points", []) if isinstance(p, dict)]
-    if old_keys != [p.key for p in points]:
-        raise OutputError(f"{path} was made with other weights or another order of them; {hint}")
     if meta.get("tile_size") != tile_size:
         raise OutputError(f"{path} was made with tile size {meta.get('tile_size')}; {hint}")
+    damaged = f"{path}: its list of weights is damaged; pass --overwrite"
+    try:
+        old_points = [OperatingPoint.from_meta(d) for d in meta.get("points", [])]
+    except ValueError:
+        raise OutputError(damaged) from None
+    if not old_points:
+        raise OutputError(damaged)
+    merged = _merge_points(old_points, points, path, hint)
+    keys = [p.key for p in old_points]
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    pending = raw.get("pending") if isinstance(raw, dict) else None
+    pending = pending if isinstance(pending, dict) else {}
     names = {p.name for p in images}
-    stray = sorted(set(old.per_image) - names)
+    stray = sorted((set(old.per_image) | set(pending)) - names)
     if stray:
         raise OutputError(
             f"{path} holds results for images not in the input ({stray[0]}, ...); {hint}"
         )
+    states: dict[str, Any] = {}
     for name, rec in old.per_image.items():
         if not isinstance(rec, dict) or not all(
-            isinstance(rec.get(k), list) and len(rec[k]) == len(points) for k in ("bpp", "psnr-rgb")
+            isinstance(rec.get(k), list) and len(rec[k]) == len(keys) for k in ("bpp", "psnr-rgb")
         ):
             raise OutputError(f"{path}: the entry for {name} is damaged; pass --overwrite")
-    return dict(old.per_image)
+        states[name] = _by_point(rec, keys)
+    for name, state in pending.items():
+        if name in states or not (
+            isinstance(state, dict) and isinstance(state.get("points"), dict)
+            and set(state["points"]) <= set(keys)
+            and all(isinstance(v, dict) and "bpp" in v for v in state["points"].values())
+        ):
+            raise OutputError(f"{path}: the pending entry for {name} is damaged; pass --overwrite")
+        states[name] = {"size": state.get("size"), "points": dict(state["points"])}
+    return merged, states
 
 
 def _build_output(
     points: list[OperatingPoint],
-    per_image: dict[str, Any],
+    states: dict[str, Any],
     images: list[Path],
     estimate: bool,
     tile_size: int,
@@ -364,9 +490,14 @@ def _build_output(
     from licodec.eval.baselines import is_monotone
     from licodec.eval.results import mean_results
 
-    done = [p.name for p in images if p.name in per_image]
+    keys = [p.key for p in points]
+    done = [p.name for p in images
+            if p.name in states and all(k in states[p.name]["points"] for k in keys)]
     if not done:
         return None
+    per_image = {n: _aligned(states[n], keys) for n in done}
+    pending = {p.name: states[p.name] for p in images
+               if p.name in states and p.name not in per_image}
     arch = points[0].arch
     import torch
 
@@ -400,7 +531,7 @@ def _build_output(
     label = name or f"licodec {arch}"
     if estimate:
         label += " (estimated rate)"
-    return {
+    data: dict[str, Any] = {
         "name": label,
         "description": (
             f"licodec {arch}, {len(points)} weights, {len(done)} images; "
@@ -408,8 +539,11 @@ def _build_output(
         ),
         "meta": meta,
         "results": results,
-        "per_image": {n: per_image[n] for n in done},
+        "per_image": per_image,
     }
+    if pending:
+        data["pending"] = pending
+    return data
 
 
 def run_eval(
@@ -429,10 +563,13 @@ def run_eval(
 ) -> dict[str, Any]:
     """Evaluate every image at every point and write ``output`` (CompressAI format).
 
-    Images already in an existing ``output`` made with the same weights, mode
-    and tile size are skipped. ``threads`` sets torch's threads per process
+    An existing ``output`` made in the same mode and tile size is continued:
+    images it holds at a point are not redone, and points it lacks are added
+    (the file keeps its own; points from other weights at an operating point it
+    already covers are refused). ``threads`` sets torch's threads per process
     (default: torch's own with one worker, 1 with several). ``on_image(name,
-    record)`` is called after each newly scored image. Returns the written data.
+    record)`` is called after each newly scored image, with the points just
+    scored. Returns the written data.
     """
     from tqdm.auto import tqdm
 
@@ -454,14 +591,19 @@ def run_eval(
     out = Path(output)
     if out.is_dir():
         raise OutputError(f"{out}: is a directory")
-    per_image: dict[str, Any] = {}
+    states: dict[str, Any] = {}
     if out.exists() and not overwrite:
-        per_image = _check_existing(out, pts, estimate, tile, paths)
-    todo = [p for p in paths if p.name not in per_image]
+        pts, states = _check_existing(out, pts, estimate, tile, paths)
+
+    def missing(path: Path) -> list[OperatingPoint]:
+        have = states.get(path.name, {}).get("points", {})
+        return [p for p in pts if p.key not in have]
+
+    todo = [p for p in paths if missing(p)]
     workers = min(workers, max(1, len(todo)))
 
     def write() -> dict[str, Any] | None:
-        data = _build_output(pts, per_image, paths, estimate, tile, name, dataset, workers, threads)
+        data = _build_output(pts, states, paths, estimate, tile, name, dataset, workers, threads)
         if data is not None:
             write_json_atomic(data, out)
         return data
@@ -473,8 +615,9 @@ def run_eval(
         disable=(not progress) if progress is not None else None,
     )
 
-    def finish(path: Path, record: dict[str, Any]) -> None:
-        per_image[path.name] = record
+    def finish(path: Path, keys: list[str], record: dict[str, Any]) -> None:
+        state = states.setdefault(path.name, {"size": record["size"], "points": {}})
+        state["points"].update(_by_point(record, keys)["points"])
         write()
         if on_image is not None:
             on_image(path.name, record)
@@ -493,7 +636,8 @@ def run_eval(
             try:
                 evaluator = _Evaluator(pts, estimate, tile)
                 for p in todo:
-                    finish(p, evaluator.image(p))
+                    these = missing(p)
+                    finish(p, [q.key for q in these], evaluator.image(p, these))
             finally:
                 torch.set_num_threads(old_threads)
         else:
@@ -506,16 +650,18 @@ def run_eval(
                 initializer=_worker_init,
                 initargs=(pts, estimate, tile, threads or 1),
             ) as pool:
-                pending: dict[Future[dict[str, Any]], Path] = {}
+                pending: dict[Future[dict[str, Any]], tuple[Path, list[str]]] = {}
                 queue = list(todo)
                 try:
                     while queue or pending:
                         while queue and len(pending) < 2 * workers:
                             p = queue.pop(0)
-                            pending[pool.submit(_worker_task, str(p))] = p
+                            keys = [q.key for q in missing(p)]
+                            pending[pool.submit(_worker_task, str(p), keys)] = (p, keys)
                         finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in finished:
-                            finish(pending.pop(fut), fut.result())
+                            p, keys = pending.pop(fut)
+                            finish(p, keys, fut.result())
                 except BaseException:
                     for fut in pending:
                         fut.cancel()
