@@ -13,6 +13,7 @@ _LAZY = {
     "create_model": "licodec.zoo.registry",
     "list_models": "licodec.zoo.registry",
     "register_model": "licodec.zoo.registry",
+    "load_model": "licodec.zoo.load",
     "compress": "licodec.codec.api",
     "decompress": "licodec.codec.api",
     "Codec": "licodec.codec.api",
@@ -25,6 +26,7 @@ __all__ = [
     "create_model",
     "decompress",
     "list_models",
+    "load_model",
     "register_model",
 ]
 
@@ -35,3 +37,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'licodec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The public names are lazy (not in globals() until first used): list them anyway.
+    return sorted(set(__all__) | {k for k in globals() if k.startswith("__")})

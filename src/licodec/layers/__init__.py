@@ -1,5 +1,6 @@
 """Building blocks: window attention, Swin/TCM transformer blocks, WAM, SWAtten, TCM mixture."""
 
+from licodec import _compressai  # noqa: F401  (first: loads CompressAI without its jit warning)
 from licodec.layers.attention import (
     TCMWindowAttention,
     WindowAttention,
