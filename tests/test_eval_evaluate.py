@@ -187,7 +187,7 @@ def test_eval_bad_inputs(
 
 
 _ZOO_INDEX = Path(__file__).resolve().parents[1] / "src/licodec/zoo/weights/index.json"
-needs_zoo = pytest.mark.skipif(not _ZOO_INDEX.is_file(), reason="no weights ship with this checkout")
+needs_zoo = pytest.mark.skipif(not _ZOO_INDEX.is_file(), reason="no weights ship here")
 
 
 @needs_zoo

@@ -90,5 +90,6 @@ sys.__stdout__.write(term.getvalue())
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "train:" in out  # our bar
-    for noise in ("GPU available", "TPU available", "Training:", "Epoch 0", "`Trainer.fit` stopped"):
+    noises = ("GPU available", "TPU available", "Training:", "Epoch 0", "`Trainer.fit` stopped")
+    for noise in noises:
         assert noise not in out, (noise, out)

@@ -9,6 +9,8 @@ DEFAULT_CODECS = "jpeg,webp,jpeg2000,avif,jxl,hevc"
 
 
 def register(subparsers: Any) -> None:
+    from licodec.codec.cli_support import positive_int
+
     parser = subparsers.add_parser(
         "baselines",
         help="rate-distortion sweeps of classical codecs on a folder of images",
@@ -26,10 +28,13 @@ def register(subparsers: Any) -> None:
         help=f"comma-separated codecs (default: {DEFAULT_CODECS})",
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="worker processes (default: 1)"
+    )
     parser.add_argument(
         "--qualities",
         action="append",
+        type=_knob_spec,
         default=[],
         metavar="[CODEC:]V1,V2,...",
         help=(
@@ -46,6 +51,20 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def _knob_spec(text: str) -> str:
+    """argparse type for ``[CODEC:]V1,V2,...``: the numbers must parse (the codec is
+    checked later, with the other codec names)."""
+    from licodec.errors import InputError
+
+    _, _, values = text.rpartition(":")
+    try:
+        _parse_values(values, "")
+    except InputError as exc:
+        message = str(exc).removeprefix("--qualities ").lstrip(": ")
+        raise argparse.ArgumentTypeError(message) from None
+    return text
 
 
 def _parse_values(text: str, what: str) -> list[float]:
@@ -97,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
     if len(set(codecs)) != len(codecs):
         raise InputError("--codecs: a codec is listed twice")
     values = parse_qualities(args.qualities, codecs)
-    if args.workers < 1:
-        raise InputError("--workers must be at least 1")
     images = list_images(args.directory)
     dataset = args.dataset or Path(args.directory).resolve().name
 

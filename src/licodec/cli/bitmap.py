@@ -23,7 +23,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("image", metavar="IMAGE", help="image file")
     parser.add_argument("-o", "--output", required=True, help="figure to write (.png, .pdf, .svg)")
     parser.add_argument(
-        "--model", metavar="NAME", help="model id with shipped weights (default: the shipped default)"
+        "--model",
+        metavar="NAME",
+        help="model id with shipped weights (default: the shipped default)",
     )
     parser.add_argument(
         "--quality",

@@ -15,13 +15,19 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    from licodec.codec.cli_support import quality
+
     p = sub.add_parser(
         "demo",
         help="compress and decompress an image with the default model, print bpp and PSNR",
     )
     p.add_argument("image", nargs="?", help="image to code (default: a generated 768x512 picture)")
     p.add_argument("--model", help="model id of the shipped weights")
-    p.add_argument("--quality", type=int, help="quality index: of the shipped weights, or the rate of a variable-rate model")
+    p.add_argument(
+        "--quality",
+        type=quality,
+        help="quality index: of the shipped weights, or the rate of a variable-rate model",
+    )
     p.add_argument("--weights", help="weights file instead of the shipped ones")
     p.add_argument("-o", "--output", help="also write the decoded image here")
     p.set_defaults(func=run)

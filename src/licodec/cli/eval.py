@@ -1,4 +1,4 @@
-"""``licodec eval DIR [--model NAME | --weights FILE...] -o OUT.json``: RD numbers of a learned model."""
+"""``licodec eval DIR [--model NAME | --weights FILE...] -o OUT.json``: RD numbers."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("directory", metavar="DIR", help="folder of images (PNG, JPEG, ...)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.json", help="results file")
     parser.add_argument(
-        "--model", metavar="NAME", help="model id with shipped weights (default: the shipped default)"
+        "--model",
+        metavar="NAME",
+        help="model id with shipped weights (default: the shipped default)",
     )
     parser.add_argument(
         "--qualities",

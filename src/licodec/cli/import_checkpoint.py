@@ -11,6 +11,8 @@ from licodec.errors import OutputError
 
 
 def register(sub: Any) -> None:
+    from licodec.codec.cli_support import positive_float, quality
+
     p = sub.add_parser(
         "import-checkpoint",
         help="convert a published STF/WACNN/TCM checkpoint to licodec weights",
@@ -22,9 +24,10 @@ def register(sub: Any) -> None:
     p.add_argument("input", help="authors' checkpoint (.pth.tar / .pth)")
     p.add_argument("output", help="output .safetensors file")
     p.add_argument("--arch", required=True, help="registered model id: wacnn, stf, tcm-s, tcm-m, tcm-l")
-    p.add_argument("--lambda", dest="lmbda", type=float, default=None, help="training lambda, if known")
+    p.add_argument("--lambda", dest="lmbda", type=positive_float, default=None,
+                   help="training lambda, if known")
     p.add_argument("--metric", choices=("mse", "ms-ssim"), default="mse")
-    p.add_argument("--quality", type=int, default=None, help="quality index, if known")
+    p.add_argument("--quality", type=quality, default=None, help="quality index, if known")
     p.add_argument("-f", "--force", action="store_true", help="overwrite the output")
     p.set_defaults(func=run)
 

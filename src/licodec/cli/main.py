@@ -52,13 +52,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import warnings
+def _parser_for(
+    parser: argparse.ArgumentParser,
+    argv: list[str],
+    args: argparse.Namespace,
+    unknown: list[str],
+) -> argparse.ArgumentParser:
+    """The sub-command's parser when the unknown arguments follow its name, else ``parser``."""
+    command = getattr(args, "command", None)
+    if command is None or command not in argv:
+        return parser
+    if any(a in argv[: argv.index(command)] for a in unknown):
+        return parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub: argparse.ArgumentParser | None = action.choices.get(command)
+            if sub is not None:
+                return sub
+    return parser
 
-    # CompressAI 1.2.8 calls torch.jit.script at import; users need not see that.
-    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # argparse reports a sub-command's unknown option with the top-level usage;
+        # the sub-command's own usage is the one that helps.
+        _parser_for(parser, argv, args, unknown).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -7,6 +7,8 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    from licodec.codec.cli_support import number_pair
+
     parser = subparsers.add_parser(
         "plot",
         help="plot rate-distortion curves from results JSON files",
@@ -32,7 +34,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--title", help="figure title")
     parser.add_argument(
-        "--xlim", metavar="MIN,MAX", help="bpp range to show, e.g. 0,1.2 (default: all points)"
+        "--xlim",
+        type=number_pair,
+        metavar="MIN,MAX",
+        help="bpp range to show, e.g. 0,1.2 (default: all points)",
     )
     parser.set_defaults(func=run)
 
@@ -52,17 +57,9 @@ def run(args: argparse.Namespace) -> int:
     published = [load_published(n) for n in names]
     if not curves and not published:
         raise InputError("nothing to plot: give results files and/or --published names")
-    xlim = None
-    if args.xlim:
-        try:
-            lo, hi = (float(v) for v in args.xlim.split(","))
-        except ValueError:
-            raise InputError(f"--xlim: expected MIN,MAX, got {args.xlim!r}") from None
-        if not hi > lo:
-            raise InputError("--xlim: MAX must exceed MIN")
-        xlim = (lo, hi)
     skipped = plot_rd(
-        curves, args.output, metric=args.metric, published=published, title=args.title, xlim=xlim
+        curves, args.output, metric=args.metric, published=published, title=args.title,
+        xlim=args.xlim,
     )
     for name in skipped:
         print(f"licodec: warning: {name} has no {args.metric} values; not plotted", file=sys.stderr)

@@ -33,6 +33,8 @@ _FLAG_KEYS = {
 
 
 def register(subparsers: Any) -> None:
+    from licodec.codec.cli_support import int_range, non_negative_int, positive_float, positive_int
+
     p = subparsers.add_parser(
         "train",
         help="train a model (rate-distortion, MSE or MS-SSIM)",
@@ -43,15 +45,17 @@ def register(subparsers: Any) -> None:
     )
     g = p.add_argument_group("what to train")
     g.add_argument("--model", "-m", help="registered model name (see `licodec zoo`)")
-    g.add_argument("--quality", "-q", type=int, help="quality 1..6: picks λ from the recipe")
+    g.add_argument("--quality", "-q", type=int_range(1, 6),
+                   help="quality 1..6: picks λ from the recipe")
     g.add_argument("--metric", choices=("mse", "ms-ssim"), help="distortion (default mse)")
-    g.add_argument("--lambda", dest="lmbda", type=float, help="override λ")
+    g.add_argument("--lambda", dest="lmbda", type=positive_float, help="override λ")
     g.add_argument("--init", metavar="WEIGHTS",
                    help="start from these weights (.safetensors, trainer .ckpt or run dir)")
     g = p.add_argument_group("data and output")
     g.add_argument("--data", metavar="DIR", help="folder tree of training images")
     g.add_argument("--val", metavar="DIR", help="held-out images for validation (real bpp)")
-    g.add_argument("--val-images", type=int, metavar="N", help="use the first N (default 4)")
+    g.add_argument("--val-images", type=positive_int, metavar="N",
+                   help="use the first N (default 4)")
     g.add_argument("--out", "-o", metavar="RUN_DIR",
                    help="run directory (default runs/MODEL-METRIC-qQ)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
@@ -64,25 +68,28 @@ def register(subparsers: Any) -> None:
     g.add_argument("--print-config", action="store_true",
                    help="print the resolved settings and exit")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=int, help="optimizer steps in total")
-    g.add_argument("--batch-size", "-b", type=int, help="crops per device and step")
-    g.add_argument("--crop", type=int, help="random crop size (default 256)")
-    g.add_argument("--lr", type=float, help="main learning rate (default 1e-4)")
+    g.add_argument("--steps", type=positive_int, help="optimizer steps in total")
+    g.add_argument("--batch-size", "-b", type=positive_int, help="crops per device and step")
+    g.add_argument("--crop", type=positive_int, help="random crop size (default 256)")
+    g.add_argument("--lr", type=positive_float, help="main learning rate (default 1e-4)")
     g.add_argument("--schedule", choices=("step", "plateau", "cosine", "constant"))
-    g.add_argument("--accumulate", type=int, help="gradient accumulation (micro-batches)")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--accumulate", type=positive_int,
+                   help="gradient accumulation (micro-batches)")
+    g.add_argument("--seed", type=non_negative_int)
     g = p.add_argument_group("hardware and scale-out")
     g.add_argument("--accelerator", choices=("auto", "cpu", "gpu"))
     g.add_argument("--devices", help="auto, a count, or a list like 0,1")
-    g.add_argument("--num-nodes", type=int)
+    g.add_argument("--num-nodes", type=positive_int)
     g.add_argument("--strategy", help="auto, ddp, ddp_spawn (any Lightning strategy name)")
     g.add_argument("--precision", help="32-true, bf16-mixed or 16-mixed (GPU)")
-    g.add_argument("--workers", type=int, help="data-loader worker processes")
-    g.add_argument("--threads", type=int, help="torch CPU threads per process")
+    g.add_argument("--workers", type=non_negative_int, help="data-loader worker processes")
+    g.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
     g = p.add_argument_group("logging and checkpoints")
-    g.add_argument("--ckpt-every", type=int, metavar="N", help="checkpoint every N steps")
-    g.add_argument("--log-every", type=int, metavar="N", help="log every N steps")
-    g.add_argument("--val-every", type=int, metavar="N", help="validate every N steps")
+    g.add_argument("--ckpt-every", type=positive_int, metavar="N",
+                   help="checkpoint every N steps")
+    g.add_argument("--log-every", type=positive_int, metavar="N", help="log every N steps")
+    g.add_argument("--val-every", type=positive_int, metavar="N",
+                   help="validate every N steps")
     g.add_argument("--progress", choices=("auto", "bar", "log", "none"))
     p.set_defaults(func=run)
 

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if not shipped:
         print("Shipped weights: none installed (pass --weights FILE, or train with `licodec train`).")
         return 0
-    print("Shipped weights (licodec compress --model NAME --quality Q; without flags: the default):")
+    print("Shipped weights (licodec compress --model NAME --quality Q; no flags: the default):")
     for e in shipped:
         k = e.info.get("kodak", {})
         res = f"Kodak {k['bpp']:.3f} bpp / {k['psnr']:.2f} dB" if k else "not evaluated"

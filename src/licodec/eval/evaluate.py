@@ -83,7 +83,7 @@ class OperatingPoint:
 
     @classmethod
     def from_meta(cls, d: Any) -> OperatingPoint:
-        """The point a results file's ``meta["points"]`` entry describes (ValueError if malformed)."""
+        """The point a results file's ``meta["points"]`` entry describes (else ValueError)."""
         if not isinstance(d, dict) or not all(
             isinstance(d.get(k), str) for k in ("weights", "arch", "digest")
         ):
