@@ -12,6 +12,7 @@ from licodec.codec.container import (
     FORMAT_VERSION,
     MAGIC,
     AlphaMethod,
+    Chunk,
     ColourMode,
     Container,
     TileRecord,
@@ -38,6 +39,7 @@ def _container(
     icc: bytes | None = None,
     z_len: int = 200,
     y_len: int = 20000,
+    **meta: object,
 ) -> Container:
     rects = tile_rects(width, height, tile_size)
     tiles = []
@@ -61,6 +63,7 @@ def _container(
         icc_profile=icc,
         alpha_method=alpha_method,
         alpha_data=alpha_data,
+        **meta,  # type: ignore[arg-type]
     )
 
 
@@ -92,6 +95,9 @@ def test_varint_round_trip_and_canonical() -> None:
         {"colour": ColourMode.LA, "width": 2500, "height": 300, "tile_size": (1024, 300)},
         {"width": 6000, "height": 4000, "tile_size": (1024, 1024), "model_id": "tcm-l"},
         {"model_id": "a-model-id-longer-than-fifteen-bytes"},
+        {"exif": b"MM\x00*" + bytes(40), "xmp": b"<x:xmpmeta/>", "srgb": True,
+         "text": (("Title", "Łódź"), ("Comment", ""))},
+        {"icc": b"icc" * 9, "text": (("k", "v"),)},
     ],
 )
 def test_serialise_parse_round_trip(kwargs: dict) -> None:
@@ -110,6 +116,10 @@ def test_serialise_parse_round_trip(kwargs: dict) -> None:
         "metric",
         "tile_size",
         "icc_profile",
+        "srgb",
+        "exif",
+        "xmp",
+        "text",
         "alpha_method",
         "alpha_data",
         "portable",
@@ -132,12 +142,19 @@ def test_portable_bit_and_quality_share_a_byte() -> None:
         serialise(c)
 
 
-def test_version_1_files_still_parse() -> None:
-    """Version 1 (licodec 0.1) had a 6-bit quality and no portable bit."""
+def test_version_1_and_2_files_still_parse() -> None:
+    """Version 1 (licodec 0.1) had a 6-bit quality and no portable bit; version 2 had one
+    ICC chunk where version 3 has a chunk list. Without metadata, all else is the same."""
     c = _container()
     c.quality, c.portable = 5, True
-    v2 = bytearray(serialise(c))
-    assert v2[2] == FORMAT_VERSION == 2
+    v3 = bytearray(serialise(c))
+    assert v3[2] == FORMAT_VERSION == 3
+    v2 = bytearray(v3)
+    v2[2] = 2
+    d = parse(_refresh_crc(v2))
+    assert (d.version, d.quality, d.portable, d.tiles) == (2, 5, True, c.tiles)
+    with pytest.raises(ValueError, match="only write format version 3"):
+        serialise(d)  # a parsed older file cannot be relabelled
     v1 = bytearray(v2)
     v1[2] = 1
     v1[4] = (v1[4] & 0xC0) | 37  # quality 37 sets the bit that is "portable" in version 2
@@ -325,3 +342,25 @@ def test_fuzz_parser_only_raises_format_error() -> None:
     assert outcomes["error"] > n_cases // 2
     assert len(messages) >= 15  # the fuzzer reaches many different checks
     assert elapsed < 20, f"fuzzing took {elapsed:.1f} s"
+
+
+def test_metadata_chunks_cost_and_checks() -> None:
+    base = len(serialise(_container()))
+    c = _container(srgb=True)
+    assert len(serialise(c)) == base + 4  # count, type, length, flag
+    c = _container(icc=b"x", srgb=True)
+    with pytest.raises(ValueError, match="not both"):
+        serialise(c)
+    data = bytearray(serialise(_container(xmp=b"<x/>")))
+    # magic, version, flags, quality byte, id, digest, width, height, chunk count, type
+    at = 5 + len("stf-lite") + 8 + len(encode_varint(768)) + len(encode_varint(512)) + 1
+    assert data[at] == Chunk.XMP
+    for kind, msg in ((0x7E, None), (0xFE, "needs chunk type 254"), (0x00, "out of order"),
+                      (Chunk.TEXT, "not valid UTF-8 JSON"), (Chunk.SRGB, "single byte 1")):
+        bad = bytearray(data)
+        bad[at] = kind
+        if msg is None:  # an unknown ancillary chunk is skipped
+            assert parse(_refresh_crc(bad)).xmp is None
+        else:
+            with pytest.raises(FormatError, match=msg):
+                parse(_refresh_crc(bad))

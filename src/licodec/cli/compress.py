@@ -50,6 +50,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--drop-alpha", action="store_true", help="discard an alpha channel instead of keeping it"
     )
+    meta = parser.add_mutually_exclusive_group()
+    meta.add_argument(
+        "--keep-metadata",
+        choices=("all", "icc", "none"),
+        default="all",
+        help="metadata to carry into the file and back: all (ICC profile, EXIF, XMP, PNG "
+        "text; default), icc (the colour profile only) or none",
+    )
+    meta.add_argument(
+        "--strip", dest="keep_metadata", action="store_const", const="none",
+        help="carry no metadata (same as --keep-metadata none)",
+    )
     parser.add_argument(
         "--portable",
         action=argparse.BooleanOptionalAction,
@@ -141,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             result = codec.encode(
                 source,
                 keep_alpha=not args.drop_alpha,
+                keep_metadata=args.keep_metadata,
                 progress=tiles_bar.update,
                 name=name,
             )

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         apply_threads,
         for_each_file,
         named,
+        note,
     )
     from licodec.codec.container import MAX_PIXELS
     from licodec.codec.files import (
@@ -81,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
             raise named(exc, name) from None
         finally:
             bar.close()
-        encoded = encode_image(img, out)
+        dropped: list[str] = []
+        encoded = encode_image(img, out, dropped)
         write_atomic(out, encoded, args.force)
+        for message in dropped:
+            note(name, message, args.quiet)
         if not args.quiet:
             dest = "<stdout>" if out == STDIO else out
             w, h = img.size

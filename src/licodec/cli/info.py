@@ -35,6 +35,13 @@ def _text(name: str, d: dict[str, Any]) -> str:
         extras.append(f"alpha {d['alpha']} {d['alpha_bytes']} bytes")
     if d["icc_profile_bytes"]:
         extras.append(f"ICC profile {d['icc_profile_bytes']} bytes")
+    if d["srgb"]:
+        extras.append("standard sRGB profile (1-byte flag)")
+    for key, what in (("exif_bytes", "EXIF"), ("xmp_bytes", "XMP")):
+        if d[key]:
+            extras.append(f"{what} {d[key]} bytes")
+    if d["text_chunks"]:
+        extras.append(f"{d['text_chunks']} text chunk{'s' if d['text_chunks'] > 1 else ''}")
     lines = [
         f"{name}: licodec format {d['format_version']}",
         (

@@ -40,7 +40,15 @@ from licodec.codec.container import (
     serialise,
     tile_rects,
 )
-from licodec.codec.image_io import ImageSource, decode_alpha, encode_alpha, load_image, to_pil
+from licodec.codec.image_io import (
+    ImageSource,
+    decode_alpha,
+    encode_alpha,
+    is_standard_srgb,
+    load_image,
+    srgb_profile,
+    to_pil,
+)
 from licodec.codec.tiling import DEFAULT_TILE_SIZE, effective_tile_size, plan_tiles
 from licodec.errors import FormatError, InputError, ModelError
 from licodec.zoo.pretrained import NO_WEIGHTS
@@ -253,6 +261,12 @@ def _to_pixels(x_hat: torch.Tensor, colour: ColourMode) -> np.ndarray:
     return x.mul(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
+def _image_of(pixels: np.ndarray, c: Container, alpha: np.ndarray | None) -> Image.Image:
+    """The decoded image with the metadata ``c`` carries (what the encoder's input had)."""
+    icc = srgb_profile() if c.srgb else c.icc_profile
+    return to_pil(pixels, c.colour, alpha, icc, exif=c.exif, xmp=c.xmp, text=c.text)
+
+
 def _chain(tile_crc: int, crc: int) -> int:
     """Fold one tile's latent CRC into the file's decode checksum."""
     return zlib.crc32((tile_crc & 0xFFFFFFFF).to_bytes(4, "little"), crc)
@@ -333,15 +347,19 @@ class Codec:
         image: ImageSource,
         *,
         keep_alpha: bool = True,
+        keep_metadata: str = "all",
         keep_reconstruction: bool = False,
         progress: Progress | None = None,
         name: str | None = None,
     ) -> EncodeResult:
-        """Compress ``image`` and report size, bpp, PSNR and the expected reconstruction."""
+        """Compress ``image`` and report size, bpp, PSNR and the expected reconstruction.
+
+        ``keep_metadata``: "all" (ICC profile, EXIF, XMP, PNG text), "icc" or "none".
+        """
         import torch
 
         t0 = time.perf_counter()
-        src = load_image(image, keep_alpha=keep_alpha, name=name)
+        src = load_image(image, keep_alpha=keep_alpha, name=name, keep_metadata=keep_metadata)
         lm = self.load()
         notices = list(src.notices)
         eff = effective_tile_size(self.tile_size, lm.pad_multiple)
@@ -404,6 +422,7 @@ class Codec:
         alpha_method = alpha_data = None
         if src.alpha is not None:
             alpha_method, alpha_data = encode_alpha(src.alpha)
+        srgb = src.icc_profile is not None and is_standard_srgb(src.icc_profile)
         container = Container(
             model_id=lm.arch,
             weights_digest=lm.digest,
@@ -415,7 +434,11 @@ class Codec:
             quality=lm.quality,
             metric=lm.metric,
             tile_size=grid,
-            icc_profile=src.icc_profile,
+            icc_profile=None if srgb else src.icc_profile,
+            srgb=srgb,
+            exif=src.exif,
+            xmp=src.xmp,
+            text=src.text,
             alpha_method=alpha_method,
             alpha_data=alpha_data,
             portable=self.portable,
@@ -426,7 +449,7 @@ class Codec:
         psnr = 10 * math.log10(255**2 / mse) if mse > 0 else math.inf
         rec_img = None
         if recon is not None:
-            rec_img = to_pil(recon, src.colour, src.alpha, src.icc_profile)
+            rec_img = _image_of(recon, container, src.alpha)
         return EncodeResult(
             data=data,
             width=src.width,
@@ -442,9 +465,11 @@ class Codec:
             stats=dict(container.stats),
         )
 
-    def compress(self, image: ImageSource, *, keep_alpha: bool = True) -> bytes:
+    def compress(
+        self, image: ImageSource, *, keep_alpha: bool = True, keep_metadata: str = "all"
+    ) -> bytes:
         """The ``.lic`` bytes of ``image``; conversion notices go to the ``licodec`` logger."""
-        result = self.encode(image, keep_alpha=keep_alpha)
+        result = self.encode(image, keep_alpha=keep_alpha, keep_metadata=keep_metadata)
         for note in result.notices:
             logger.warning("%s", note)
         return result.data
@@ -534,7 +559,7 @@ class Codec:
             raise ModelError(
                 f"decoding does not reproduce the encoder's latents (decode checksum mismatch): {hint}"
             )
-        return to_pil(out, c.colour, alpha, c.icc_profile)
+        return _image_of(out, c, alpha)
 
     def decompress(
         self, data: bytes | bytearray | memoryview | str | os.PathLike[str]
@@ -558,11 +583,12 @@ def compress(
     *,
     tile_size: int = DEFAULT_TILE_SIZE,
     keep_alpha: bool = True,
+    keep_metadata: str = "all",
     portable: bool = True,
 ) -> bytes:
     """Compress ``image`` (path, bytes, PIL image or uint8 array) into ``.lic`` bytes."""
     return Codec(model, quality, weights, tile_size=tile_size, portable=portable).compress(
-        image, keep_alpha=keep_alpha
+        image, keep_alpha=keep_alpha, keep_metadata=keep_metadata
     )
 
 
@@ -593,6 +619,10 @@ def file_info(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS
         "tiles": len(c.tiles),
         "tile_size": list(c.tile_size) if c.tile_size else None,
         "icc_profile_bytes": len(c.icc_profile) if c.icc_profile else 0,
+        "srgb": c.srgb,
+        "exif_bytes": len(c.exif) if c.exif else 0,
+        "xmp_bytes": len(c.xmp) if c.xmp else 0,
+        "text_chunks": len(c.text),
         "alpha": c.alpha_method.name.lower() if c.alpha_method is not None else None,
         "alpha_bytes": len(c.alpha_data) if c.alpha_data else 0,
         "file_bytes": c.stats["file_bytes"],

@@ -9,6 +9,7 @@ failure is a :class:`~licodec.errors.FormatError` with a one-line message.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import zlib
@@ -21,10 +22,12 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "MAX_ICC_BYTES",
+    "MAX_METADATA_BYTES",
     "MAX_PIXELS",
     "MAX_QUALITY",
     "MAX_TILE_SIDE",
     "AlphaMethod",
+    "Chunk",
     "ColourMode",
     "Container",
     "TileRecord",
@@ -38,13 +41,31 @@ __all__ = [
 
 #: Two magic bytes: 0x89 keeps text files (and 7-bit transports) from matching.
 MAGIC = b"\x89L"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Default bound on width * height that the parser accepts (about 268 Mpixel).
 MAX_PIXELS = 1 << 28
 #: Largest tile side the format allows; bounds the memory one tile decode needs.
 MAX_TILE_SIDE = 4096
 #: Largest ICC profile carried (real profiles are a few kB up to ~1 MB).
 MAX_ICC_BYTES = 16 << 20
+#: Largest inflated EXIF, XMP or text chunk (EXIF in a JPEG is at most 64 kB).
+MAX_METADATA_BYTES = 16 << 20
+#: Most metadata chunks in one file (version 3).
+MAX_CHUNKS = 16
+
+
+class Chunk(IntEnum):
+    """Metadata chunk types (version 3). Types with bit 7 set are critical: a reader
+    that does not know one refuses the file; unknown others are skipped."""
+
+    ICC = 1  # zlib of the ICC profile
+    SRGB = 2  # 1 byte, 1: the standard sRGB profile (the reader attaches its own copy)
+    EXIF = 3  # zlib of the EXIF TIFF structure (without the "Exif\0\0" prefix)
+    XMP = 4  # zlib of the XMP packet (UTF-8)
+    TEXT = 5  # zlib of UTF-8 JSON [[key, value], ...]: PNG text chunks
+
+
+_CRITICAL = 0x80
 #: Longest model id accepted.
 MAX_MODEL_ID = 64
 #: Largest quality index the format stores (5 bits since version 2).
@@ -112,6 +133,11 @@ class Container:
     metric: str | None = None
     tile_size: tuple[int, int] | None = None  # (tile_w, tile_h); None = one tile
     icc_profile: bytes | None = None
+    #: The image carried the standard sRGB profile, stored as a one-byte flag (version 3).
+    srgb: bool = False
+    exif: bytes | None = None  # TIFF structure, no "Exif\0\0" prefix (version 3)
+    xmp: bytes | None = None  # (version 3)
+    text: tuple[tuple[str, str], ...] = ()  # PNG text chunks, in order (version 3)
     alpha_method: AlphaMethod | None = None
     alpha_data: bytes | None = None
     #: Entropy parameters computed in float64 (decodable on any machine).
@@ -223,9 +249,10 @@ def serialise(c: Container) -> bytes:
         raise ValueError(f"{len(c.tiles)} tile records for a grid of {len(rects)} tiles")
     if c.colour.has_alpha != (c.alpha_method is not None and c.alpha_data is not None):
         raise ValueError("alpha data must be present exactly when the colour mode has alpha")
+    chunks = _chunks_of(c)
 
     flags = int(c.colour) & 0x3
-    if c.icc_profile is not None:
+    if chunks:
         flags |= 0x4
     if c.tile_size is not None:
         flags |= 0x8
@@ -244,10 +271,12 @@ def serialise(c: Container) -> bytes:
     if c.tile_size is not None:
         out += encode_varint(c.tile_size[0])
         out += encode_varint(c.tile_size[1])
-    if c.icc_profile is not None:
-        icc = zlib.compress(c.icc_profile, 9)
-        out += encode_varint(len(icc))
-        out += icc
+    if chunks:
+        out += encode_varint(len(chunks))
+        for kind, payload in chunks:
+            out.append(kind)
+            out += encode_varint(len(payload))
+            out += payload
     if c.colour.has_alpha:
         assert c.alpha_method is not None and c.alpha_data is not None
         out.append(int(c.alpha_method))
@@ -276,6 +305,77 @@ def serialise(c: Container) -> bytes:
         "overhead_bytes": len(out) - c.payload_bytes,
     }
     return bytes(out)
+
+
+def _chunks_of(c: Container) -> list[tuple[int, bytes]]:
+    """The metadata chunks of ``c`` as (type, stored bytes), in type order."""
+    if c.icc_profile is not None and c.srgb:
+        raise ValueError("an image has an ICC profile or the sRGB flag, not both")
+    out: list[tuple[int, bytes]] = []
+    if c.icc_profile is not None:
+        out.append((Chunk.ICC, zlib.compress(c.icc_profile, 9)))
+    if c.srgb:
+        out.append((Chunk.SRGB, b"\x01"))
+    if c.exif:
+        out.append((Chunk.EXIF, zlib.compress(c.exif, 9)))
+    if c.xmp:
+        out.append((Chunk.XMP, zlib.compress(c.xmp, 9)))
+    if c.text:
+        blob = json.dumps([list(kv) for kv in c.text], ensure_ascii=False).encode()
+        out.append((Chunk.TEXT, zlib.compress(blob, 9)))
+    return out
+
+
+def _read_chunks(body: memoryview, pos: int, end: int, c: dict[str, object]) -> int:
+    """Parse a version-3 chunk list at ``pos`` into ``c``'s fields; returns the new pos."""
+    count, pos = decode_varint(body, pos, "chunk count", MAX_CHUNKS)
+    if count == 0:
+        raise FormatError("chunk list is empty")
+    last = 0
+    for _ in range(count):
+        if pos >= end:
+            raise FormatError("file is truncated (in a metadata chunk)")
+        kind = body[pos]
+        if kind <= last:
+            raise FormatError("metadata chunks are out of order or repeated")
+        last = kind
+        length, pos = decode_varint(body, pos + 1, f"chunk {kind} length", end - pos - 1)
+        if pos + length > end:
+            raise FormatError(f"chunk {kind} overruns the file")
+        data = body[pos : pos + length]
+        pos += length
+        if kind == Chunk.ICC:
+            c["icc_profile"] = _inflate(data, MAX_ICC_BYTES, "ICC profile")
+        elif kind == Chunk.SRGB:
+            if bytes(data) != b"\x01":
+                raise FormatError("sRGB chunk must be the single byte 1")
+            if "icc_profile" in c:
+                raise FormatError("file has both an ICC profile and the sRGB flag")
+            c["srgb"] = True
+        elif kind == Chunk.EXIF:
+            c["exif"] = _inflate(data, MAX_METADATA_BYTES, "EXIF")
+        elif kind == Chunk.XMP:
+            c["xmp"] = _inflate(data, MAX_METADATA_BYTES, "XMP")
+        elif kind == Chunk.TEXT:
+            c["text"] = _parse_text(_inflate(data, MAX_METADATA_BYTES, "text"))
+        elif kind & _CRITICAL:
+            raise FormatError(f"file needs chunk type {kind}, which this licodec does not "
+                              "know; upgrade licodec")
+        # other unknown chunks are ancillary: skipped
+    return pos
+
+
+def _parse_text(raw: bytes) -> tuple[tuple[str, str], ...]:
+    try:
+        items = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FormatError("text chunk is not valid UTF-8 JSON") from None
+    if not isinstance(items, list) or not all(
+        isinstance(kv, list) and len(kv) == 2 and all(isinstance(x, str) for x in kv)
+        for kv in items
+    ):
+        raise FormatError("text chunk is not a list of [key, value] strings")
+    return tuple((k, v) for k, v in items)
 
 
 # -- parse -----------------------------------------------------------------------
@@ -375,12 +475,14 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
     if n_tiles * 6 + 3 > end - pos:
         raise FormatError(f"file is too short for its {n_tiles} tiles")
 
-    icc: bytes | None = None
-    if has_icc:
+    meta: dict[str, object] = {}
+    if has_icc and version >= 3:  # bit 2: a chunk list
+        pos = _read_chunks(body, pos, end, meta)
+    elif has_icc:  # bit 2: one ICC chunk
         icc_len, pos = decode_varint(body, pos, "ICC chunk length", end - pos)
         if icc_len == 0:
             raise FormatError("ICC chunk is empty")
-        icc = _inflate(body[pos : pos + icc_len], MAX_ICC_BYTES, "ICC profile")
+        meta["icc_profile"] = _inflate(body[pos : pos + icc_len], MAX_ICC_BYTES, "ICC profile")
         pos += icc_len
 
     alpha_method: AlphaMethod | None = None
@@ -446,11 +548,11 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
         quality=quality,
         metric=metric,
         tile_size=tile_size,
-        icc_profile=icc,
         alpha_method=alpha_method,
         alpha_data=alpha_data,
         portable=portable,
         version=version,
+        **meta,  # type: ignore[arg-type]
     )
     c.stats = {
         "file_bytes": n,

@@ -4,7 +4,10 @@ The codec codes 8-bit RGB through the model; everything else is mapped onto
 that with a one-line notice where information changes (palette, CMYK, 16-bit,
 1-bit, other colour spaces). Grayscale is kept as grayscale (coded once through
 the RGB model, restored as ``L``); alpha is kept losslessly beside the lossy
-colour; the ICC profile is carried through; EXIF orientation is applied.
+colour; EXIF orientation is applied (and its tag removed, so it is applied once);
+the ICC profile, EXIF, XMP and PNG text chunks are carried through unless the
+caller strips them (``keep_metadata``). The standard sRGB profile travels as a
+one-byte flag and comes back as licodec's copy (``srgb.icc``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from typing import IO, Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from licodec.codec.container import MAX_ICC_BYTES, MAX_PIXELS, AlphaMethod, ColourMode
+from licodec.codec.container import (
+    MAX_ICC_BYTES,
+    MAX_METADATA_BYTES,
+    MAX_PIXELS,
+    AlphaMethod,
+    ColourMode,
+)
 from licodec.errors import FormatError, InputError
 
 __all__ = [
@@ -41,6 +50,28 @@ ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, IO[bytes], Image.
 
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
+#: What ``keep_metadata`` may be: everything, the colour profile only, or nothing.
+METADATA_CHOICES = ("all", "icc", "none")
+_EXIF_PREFIX = b"Exif\x00\x00"
+_XMP_KEY = "XML:com.adobe.xmp"  # how PNG stores XMP (an iTXt chunk)
+
+
+def srgb_profile() -> bytes:
+    """licodec's standard sRGB profile: LittleCMS's built-in sRGB (588 bytes, fixed date)."""
+    return (Path(__file__).parent / "srgb.icc").read_bytes()
+
+
+def is_standard_srgb(icc: bytes) -> bool:
+    """Whether ``icc`` is the standard sRGB profile up to its creation date and profile ID.
+
+    Those two header fields (bytes 24-35 and 84-99) say nothing about colour, so
+    such a profile can travel as a one-byte flag.
+    """
+    ref = srgb_profile()
+    return len(icc) == len(ref) and (icc[:24], icc[36:84], icc[100:]) == (
+        ref[:24], ref[36:84], ref[100:]
+    )
+
 
 @dataclass
 class SourceImage:
@@ -52,6 +83,9 @@ class SourceImage:
     icc_profile: bytes | None = None
     notices: list[str] = field(default_factory=list)
     name: str = "<image>"
+    exif: bytes | None = None  # TIFF structure without the "Exif\0\0" prefix
+    xmp: bytes | None = None
+    text: tuple[tuple[str, str], ...] = ()  # PNG text chunks
 
     @property
     def width(self) -> int:
@@ -141,13 +175,40 @@ def _cmyk_to_rgb(img: Image.Image, icc: bytes | None, notices: list[str]) -> Ima
     return img.convert("RGB")
 
 
+def _metadata(
+    img: Image.Image, text_keys: list[str]
+) -> tuple[bytes | None, bytes | None, tuple[tuple[str, str], ...]]:
+    """EXIF, XMP and the PNG text chunks ``text_keys`` of an orientation-corrected image."""
+    exif = img.info.get("exif")
+    if isinstance(exif, bytes) and exif.startswith(_EXIF_PREFIX):
+        exif = exif[len(_EXIF_PREFIX):]
+    xmp = img.info.get("xmp")
+    text: list[tuple[str, str]] = []
+    for k in text_keys:
+        v = img.info.get(k)  # the corrected copy: its XMP has lost the orientation too
+        if k == _XMP_KEY and not xmp:
+            xmp = v
+        elif k != _XMP_KEY and isinstance(v, str):
+            text.append((str(k), v))
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return (exif or None) if isinstance(exif, bytes) else None, xmp or None, tuple(text)
+
+
 def load_image(
-    source: ImageSource, *, keep_alpha: bool = True, name: str | None = None
+    source: ImageSource,
+    *,
+    keep_alpha: bool = True,
+    name: str | None = None,
+    keep_metadata: str = "all",
 ) -> SourceImage:
     """Read ``source`` into a :class:`SourceImage`, normalising its mode.
 
+    ``keep_metadata``: "all" (ICC, EXIF, XMP, PNG text), "icc" or "none".
     Raises :class:`InputError` for anything that is not a readable image.
     """
+    if keep_metadata not in METADATA_CHOICES:
+        raise ValueError(f"keep_metadata must be one of {METADATA_CHOICES}, not {keep_metadata!r}")
     if name is None:
         name = str(source) if isinstance(source, (str, os.PathLike)) else "<image>"
     notices: list[str] = []
@@ -158,16 +219,25 @@ def load_image(
     n_frames = getattr(img, "n_frames", 1)
     if n_frames > 1:
         notices.append(f"image has {n_frames} frames; only the first is coded")
+    # PNG text chunks, by key (Pillow's PNG reader also puts them in info)
+    text_keys = list(getattr(img, "text", {}) or {}) if img.format == "PNG" else []
     try:
+        # Applies the orientation and removes the tag (EXIF and XMP) from the copy's metadata
         img = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - malformed EXIF: keep the stored orientation
         notices.append("EXIF orientation could not be read; image coded as stored")
+    exif, xmp, text = _metadata(img, text_keys) if keep_metadata == "all" else (None, None, ())
     w, h = img.size
     if w < 1 or h < 1:
         raise InputError(f"{name}: image is empty ({w}x{h})")
     if w * h > MAX_PIXELS:
         raise InputError(f"{name}: {w}x{h} exceeds the limit of {MAX_PIXELS} pixels")
-    icc = img.info.get("icc_profile") or None
+    icc = (img.info.get("icc_profile") or None) if keep_metadata != "none" else None
+    for what, blob in (("EXIF", exif), ("XMP", xmp)):
+        if blob is not None and len(blob) > MAX_METADATA_BYTES:
+            notices.append(f"{what} larger than 16 MiB dropped")
+    exif = exif if exif is None or len(exif) <= MAX_METADATA_BYTES else None
+    xmp = xmp if xmp is None or len(xmp) <= MAX_METADATA_BYTES else None
     if icc is not None and len(icc) > MAX_ICC_BYTES:
         notices.append("ICC profile larger than 16 MiB dropped")
         icc = None
@@ -213,7 +283,7 @@ def load_image(
     else:
         colour = ColourMode.LA if alpha is not None else ColourMode.L
     pixels = np.array(img, dtype=np.uint8)  # a writable copy (torch warns on read-only)
-    return SourceImage(pixels, colour, alpha, icc, notices, name)
+    return SourceImage(pixels, colour, alpha, icc, notices, name, exif, xmp, text)
 
 
 def _from_array(a: np.ndarray, name: str) -> Image.Image:
@@ -237,14 +307,65 @@ def to_pil(
     colour: ColourMode,
     alpha: np.ndarray | None = None,
     icc_profile: bytes | None = None,
+    *,
+    exif: bytes | None = None,
+    xmp: bytes | None = None,
+    text: tuple[tuple[str, str], ...] = (),
 ) -> Image.Image:
-    """The decoded image: colour planes + alpha, with the ICC profile attached."""
+    """The decoded image: colour planes + alpha, with its metadata in ``info``.
+
+    ``info`` holds what Pillow's readers would put there: ``icc_profile``,
+    ``exif`` (with its "Exif" prefix), ``xmp``, and each PNG text chunk by key;
+    :func:`encode_image` writes them back.
+    """
     img = Image.fromarray(pixels, "RGB" if pixels.ndim == 3 else "L")
     if colour.has_alpha and alpha is not None:
         img.putalpha(Image.fromarray(alpha, "L"))
+    for k, v in text:
+        img.info[k] = v
     if icc_profile:
         img.info["icc_profile"] = icc_profile
+    if exif:
+        img.info["exif"] = _EXIF_PREFIX + exif
+    if xmp:
+        img.info["xmp"] = xmp
     return img
+
+
+def _save_params(img: Image.Image, fmt: str) -> tuple[dict[str, Any], list[str]]:
+    """Pillow save options carrying ``img.info``'s metadata in ``fmt``, and what it drops."""
+    params: dict[str, Any] = {}
+    dropped: list[str] = []
+    info = img.info
+    if info.get("icc_profile"):
+        params["icc_profile"] = info["icc_profile"]
+    exif, xmp = info.get("exif"), info.get("xmp")
+    text = [(str(k), v) for k, v in info.items() if isinstance(v, str)]
+    if fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        png = PngInfo()
+        for k, v in text:
+            png.add_itxt(k, v)  # iTXt holds any UTF-8; Pillow reads it back as text
+        if xmp:
+            png.add_itxt(_XMP_KEY, xmp.decode("utf-8", "replace"))
+        params["pnginfo"] = png
+        if exif:
+            params["exif"] = exif
+        return params, dropped
+    if exif:
+        if fmt in ("JPEG", "WEBP", "TIFF"):
+            params["exif"] = exif  # Pillow's WebP writer drops the prefix itself
+        else:
+            dropped.append("EXIF")
+    if xmp:
+        if fmt in ("JPEG", "WEBP"):
+            params["xmp"] = xmp
+        else:
+            dropped.append("XMP")
+    if text:
+        dropped.append("PNG text")
+    return params, dropped
 
 
 # -- alpha plane -----------------------------------------------------------------
@@ -313,18 +434,19 @@ def output_format(path: str) -> str:
     return fmt
 
 
-def encode_image(img: Image.Image, path: str) -> bytes:
+def encode_image(img: Image.Image, path: str, notices: list[str] | None = None) -> bytes:
     """``img`` encoded in the format ``path``'s extension names (PNG for ``-`` or none).
 
-    Raises :class:`OutputError` for unknown extensions or modes the format cannot hold.
+    Metadata the format cannot hold is named in ``notices``. Raises
+    :class:`OutputError` for unknown extensions or modes the format cannot hold.
     """
     from licodec.errors import OutputError
 
     fmt = output_format(path)
-    params: dict[str, Any] = {}
-    icc = img.info.get("icc_profile")
-    if icc:
-        params["icc_profile"] = icc
+    params, dropped = _save_params(img, fmt)
+    if dropped and notices is not None:
+        notices.append(f"{fmt} cannot hold the image's {' and '.join(dropped)}; dropped "
+                       "(PNG keeps all metadata)")
     if fmt in ("JPEG", "WEBP"):
         params["quality"] = 95
     buf = io.BytesIO()
