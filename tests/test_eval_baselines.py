@@ -146,12 +146,7 @@ def test_baselines_cli_end_to_end_and_resume(
             3,
             "unknown codec 'bpg'",
         ),
-        (
-            ["baselines", "{tmp}/images", "--qualities", "jpeg:a,b", "-o", "{tmp}/o"],
-            3,
-            "comma-separated numbers",
-        ),
-        (["baselines", "{tmp}/images", "--workers", "0", "-o", "{tmp}/o"], 3, "at least 1"),
+        # bad numbers (--qualities jpeg:a,b, --workers 0) are usage errors: test_cli_usage.py
         (["baselines", "{tmp}/bad", "--codecs", "jpeg", "-o", "{tmp}/o"], 3, "cannot read image"),
     ],
 )
