@@ -86,4 +86,4 @@ def test_quality_out_of_range_is_a_usage_error(
 ) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["compress", str(tmp_path / "x.png"), "--quality", "75"])
-    assert exc.value.code == 2 and "quality must be 1..31, got 75" in capsys.readouterr().err
+    assert exc.value.code == 2 and "expected an integer in 1..31, got 75" in capsys.readouterr().err

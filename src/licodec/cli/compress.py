@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from licodec.codec.cli_support import add_threads_option, positive_int
+from licodec.codec.cli_support import add_threads_option, positive_int, quality
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--quality",
-        type=_quality,
+        type=quality,
         metavar="Q",
         help="quality index: of the shipped weights, or the rate of a variable-rate model "
         "(1-6 for the shipped model)",
@@ -76,19 +76,6 @@ def register(subparsers: Any) -> None:
         "-q", "--quiet", action="store_true", help="no progress bar, notices or per-image lines"
     )
     parser.set_defaults(func=run)
-
-
-def _quality(text: str) -> int:
-    """argparse type: a quality index the format can store (a bad number is a usage error)."""
-    from licodec.codec.container import MAX_QUALITY
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_QUALITY:
-        raise argparse.ArgumentTypeError(f"quality must be 1..{MAX_QUALITY}, got {value}")
-    return value
 
 
 def _check_lic_name(path: str) -> None:
