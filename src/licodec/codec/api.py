@@ -49,6 +49,14 @@ from licodec.codec.image_io import (
     srgb_profile,
     to_pil,
 )
+from licodec.codec.limits import (
+    DEFAULT_MAX_MEMORY,
+    MAX_INPUT_BYTES,
+    ModelGeometry,
+    check_decode,
+    check_header,
+    stream_padding,
+)
 from licodec.codec.tiling import DEFAULT_TILE_SIZE, effective_tile_size, plan_tiles
 from licodec.errors import FormatError, InputError, ModelError
 from licodec.zoo.pretrained import NO_WEIGHTS
@@ -219,6 +227,36 @@ def _where_weights_are(c: Container) -> str:
     if isinstance(found, ZooEntry):
         return f"; the file's weights are the shipped {found.tag} (omit --weights)"
     return f"; the file's weights are {found.hint()}"
+
+
+def _max_freq(cdf: Any, lengths: Any) -> int:
+    """Largest symbol frequency in a CompressAI coder table (rows padded past their length)."""
+    import torch
+
+    d = cdf[:, 1:] - cdf[:, :-1]
+    live = torch.arange(d.shape[1], device=d.device)[None] < (lengths.reshape(-1, 1) - 1)
+    return int(d[live].max()) if bool(live.any()) else (1 << 16) - 1
+
+
+def _geometry(lm: LoadedModel) -> ModelGeometry:
+    """What the decoder limits need from the loaded model (its coder tables must be built)."""
+    m = lm.module
+    try:
+        gc, eb = m.gaussian_conditional, m.entropy_bottleneck
+        y_stride = int(getattr(m, "y_stride", 16))
+        geo = ModelGeometry(
+            arch=lm.arch,
+            pad_multiple=lm.pad_multiple,
+            z_stride=4 * y_stride,  # the hyperprior halves y twice (decompress: y = 4 z)
+            y_channels=int(m.M),
+            z_channels=int(eb.channels),
+            num_slices=int(getattr(m, "num_slices", 1)),
+            y_max_freq=min(_max_freq(gc._quantized_cdf, gc._cdf_length), (1 << 16) - 1),
+            z_max_freq=min(_max_freq(eb._quantized_cdf, eb._cdf_length), (1 << 16) - 1),
+        )
+    except (AttributeError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"{lm.arch} cannot decode files ({_one_line(exc)})") from None
+    return geo
 
 
 # -- results ---------------------------------------------------------------------
@@ -476,6 +514,12 @@ class Codec:
 
     # -- decode --
 
+    #: Budget for the decoder's estimated peak working memory (``--max-memory``);
+    #: files that would need more are refused before decoding (docs/format.md).
+    max_memory: int = DEFAULT_MAX_MEMORY
+    #: Most bytes :meth:`decompress` reads from a path (``--max-input``).
+    max_input: int = MAX_INPUT_BYTES
+
     def _decoder_for(self, c: Container) -> LoadedModel:
         if c.model_id not in _known_models():
             raise ModelError(f"file needs model {c.model_id!r}, which this licodec does not know")
@@ -506,13 +550,25 @@ class Codec:
         return lm
 
     def decode(
-        self, data: bytes | bytearray | memoryview, *, progress: Progress | None = None
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        progress: Progress | None = None,
+        max_memory: int | None = None,
     ) -> Image.Image:
-        """Decode ``.lic`` bytes into a PIL image (mode RGB, L, RGBA or LA)."""
+        """Decode ``.lic`` bytes into a PIL image (mode RGB, L, RGBA or LA).
+
+        Before anything is allocated for the image or passed to the model, the
+        header is checked against the decoder limits (:mod:`licodec.codec.limits`);
+        ``max_memory`` (default :attr:`max_memory`) is the memory budget.
+        """
         import torch
 
         c = parse(data, self.max_pixels)
+        check_header(c)
         lm = self._decoder_for(c)
+        geo = _geometry(lm)
+        check_decode(c, geo, self.max_memory if max_memory is None else max_memory)
         alpha = None
         if c.colour.has_alpha:
             assert c.alpha_method is not None and c.alpha_data is not None
@@ -525,13 +581,18 @@ class Codec:
         rate = lm.rate_kwargs(c.quality)
         with torch.inference_mode():
             for i, ((x, y, w, h), t) in enumerate(zip(rects, c.tiles)):
+                n_y, n_z = geo.symbols(t.z_shape)
+                # Zeros after each stream: the rANS decoder does not check its input's
+                # end, and a crafted stream must not make it read past its buffer.
+                y_in = t.y_stream + bytes(stream_padding(len(t.y_stream), n_y))
+                z_in = t.z_stream + bytes(stream_padding(len(t.z_stream), n_z))
                 try:
                     dec = model.decompress(
-                        [[t.y_stream], [t.z_stream]], t.z_shape, (h, w), **rate,
-                        portable=c.portable,
+                        [[y_in], [z_in]], t.z_shape, (h, w), **rate, portable=c.portable,
                     )
                 except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
                     raise FormatError(f"tile {i} cannot be decoded ({_one_line(exc)})") from None
+                del y_in, z_in
                 x_hat = dec["x_hat"]
                 if tuple(x_hat.shape) != (1, 3, h, w):
                     raise FormatError(
@@ -568,7 +629,7 @@ class Codec:
         if isinstance(data, (str, os.PathLike)):
             from licodec.codec.files import read_bytes
 
-            data = read_bytes(str(data))
+            data = read_bytes(str(data), self.max_input)
         return self.decode(data)
 
 
@@ -604,8 +665,13 @@ def decompress(
 
 
 def file_info(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> dict[str, Any]:
-    """What a ``.lic`` file declares, after full validation (no model is loaded)."""
+    """What a ``.lic`` file declares, after full validation (no model is loaded).
+
+    Besides the format, the decoder limits that need no model are checked
+    (:func:`licodec.codec.limits.check_header`).
+    """
     c = parse(data, max_pixels)
+    check_header(c)
     n_px = c.width * c.height
     return {
         "format_version": c.version,

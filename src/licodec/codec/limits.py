@@ -1,0 +1,339 @@
+"""Decoder limits: how much memory and work a ``.lic`` file may make the decoder spend.
+
+The container parser (:mod:`licodec.codec.container`) checks that a file is
+well formed; these checks are reader *policy*. They run on the parsed header
+before anything is allocated for the image and before the model sees a byte of
+the file, and each refusal is a one-line :class:`LimitError` (a
+:class:`~licodec.errors.FormatError`, exit code 4). They accept every file the
+encoder writes (the tests check this arithmetically for every registered model,
+quality and the tile grids of Kodak and a 6000 x 4000 photo) and are documented,
+with their derivations, in ``docs/format.md`` ("Decoder limits").
+
+Two groups:
+
+* :func:`check_header` needs only the header (``licodec info`` runs it too):
+  tile area, tiles per pixel, and the shape of the rANS streams (32-bit words,
+  a flushed 64-bit state in the coder's range).
+* :func:`check_decode` needs the model's geometry (:class:`ModelGeometry`):
+  the tile grid must be the encoder's (steps are multiples of the model's pad
+  multiple), each tile's latent shape must be the one the model gives its size,
+  the streams must be long enough for the number of symbols they code (the
+  least a symbol can cost, from the coder's tables), and the estimated peak
+  memory must stay under a budget (``--max-memory``).
+
+This module imports neither torch nor the models; the decoder fills in
+:class:`ModelGeometry` from the loaded model.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from licodec.codec.container import MAX_TILE_SIDE, ColourMode, Container, tile_rects
+from licodec.errors import FormatError
+
+__all__ = [
+    "DEFAULT_MAX_MEMORY",
+    "IMAGE_BYTES_PER_PIXEL",
+    "MAX_INPUT_BYTES",
+    "MAX_TILE_AREA",
+    "MEMORY_PER_PIXEL",
+    "MIN_PAD_MULTIPLE",
+    "LimitError",
+    "ModelGeometry",
+    "add_max_input_option",
+    "add_max_memory_option",
+    "byte_size",
+    "check_decode",
+    "check_header",
+    "format_size",
+    "memory_estimate",
+    "min_symbol_cost",
+    "parse_size",
+    "stream_padding",
+]
+
+#: Most bytes read from one input (file, stdin or anything else); ``--max-input``.
+MAX_INPUT_BYTES = 256 << 20
+#: Default budget for the decoder's estimated peak working memory; ``--max-memory``.
+DEFAULT_MAX_MEMORY = 4 << 30
+#: Largest tile the encoder writes: its largest ``--tile-size`` is 4096, a
+#: multiple of every pad multiple, so no tile (or padded tile) is larger.
+MAX_TILE_AREA = MAX_TILE_SIDE * MAX_TILE_SIDE
+#: Smallest pad multiple of any registered model: no encoder tile is narrower
+#: (except at the image's edge), which bounds the tile count by the pixel count.
+MIN_PAD_MULTIPLE = 64
+
+# The entropy coder (CompressAI's rANS, ryg_rans' Rans64): 16-bit probabilities,
+# a 64-bit state kept in [2^31, 2^63), 32-bit words; the encoder flushes its
+# final state as two words, so every stream is a whole number of words, at
+# least two of them, and starts with a state in that range.
+RANS_PRECISION = 16
+RANS_L = 1 << 31
+RANS_STATE_MAX = 1 << 63
+STREAM_WORD = 4
+MIN_STREAM_BYTES = 8
+
+#: Measured decode working memory per padded pixel (bytes), per architecture:
+#: the peak resident memory of ``Codec.decode`` on one tile minus the process's
+#: memory before it (libraries, weights and the portable float64 copy excluded),
+#: at 1024 x 1024 (full-size models: 512 x 512), times 1.25 and rounded up.
+#: ``tests/test_hostile.py`` checks that the estimate is an upper bound.
+MEMORY_PER_PIXEL: dict[str, int] = {
+    "wacnn": 2600,
+    "stf": 3000,
+    "tcm-s": 2600,
+    "tcm-m": 3600,
+    "tcm-l": 4600,
+    "wacnn-lite": 520,
+    "stf-lite": 640,
+    "tcm-lite": 420,
+    "wacnn-tiny": 180,
+    "stf-tiny": 300,
+    "tcm-tiny": 140,
+}
+#: For an architecture without a measurement: the largest of the table.
+_UNKNOWN_MEMORY_PER_PIXEL = max(MEMORY_PER_PIXEL.values())
+#: The decoded image held while it is assembled and handed on (uint8 planes,
+#: the PIL image, alpha, the output encoder's copy): bytes per image pixel.
+IMAGE_BYTES_PER_PIXEL = 16
+
+
+class LimitError(FormatError):
+    """A well-formed file that the decoder refuses by policy (exit code 4)."""
+
+
+# -- sizes -----------------------------------------------------------------------
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``"4G"``, ``"512MiB"``, ``"1.5g"``, ``"100000"`` -> bytes (binary units). ValueError if not."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ValueError(f"expected a size such as 512M or 4G, got {text!r}")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < 1:
+        raise ValueError(f"expected a positive size, got {text!r}")
+    return value
+
+
+def format_size(n: int) -> str:
+    """Bytes as the short binary form used in messages (``4 GiB``, ``256 MiB``, ``999 B``)."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{v:.0f} {unit}" if v == int(v) or v >= 100 else f"{v:.1f} {unit}"
+    return f"{n} B"
+
+
+# -- the coder's bound -------------------------------------------------------------
+
+
+def min_symbol_cost(max_freq: int) -> float:
+    """Fewest bits of stream one rANS symbol can consume when no table entry is more
+    likely than ``max_freq / 2^16``.
+
+    Decoding a symbol of frequency ``f`` maps the state ``x`` (kept >= 2^31) to
+    ``x' = f * floor(x / 2^16) + r`` with ``0 <= r < f``, so
+    ``x' < x * f / 2^16 + (2^16 - f)`` and ``log2 x`` falls by at least
+    ``log2(2^31 / (f * (2^15 - 1) + 2^16))`` bits, which decreases with ``f``.
+    Escaped (bypass) symbols consume 4 more bits per nibble. The state starts
+    below 2^63, ends at 2^31 or above and gains at most 32 bits per word read,
+    so a stream of ``n`` bytes decodes at most ``8 n / min_symbol_cost`` symbols.
+    """
+    if not 1 <= max_freq < 1 << RANS_PRECISION:
+        raise ValueError(f"a table frequency must be in 1..65535, got {max_freq}")
+    return math.log2(RANS_L / (max_freq * ((1 << 15) - 1) + (1 << 16)))
+
+
+def max_symbols(stream_bytes: int, cost: float) -> int:
+    """Most symbols a stream of ``stream_bytes`` bytes can code at ``cost`` bits each."""
+    return math.floor(8 * stream_bytes / cost)
+
+
+def stream_padding(stream_bytes: int, symbols: int) -> int:
+    """Zero bytes appended to a stream before it goes to the rANS decoder.
+
+    CompressAI's decoder does not check the end of its input: a crafted stream
+    makes it read past the buffer (a 300 kB stream of 0xFF bytes crashes it).
+    Past the end it then reads these zeros; a zero word ends every escape run,
+    so it reads at most about 2 bytes per remaining symbol plus 15 bytes per
+    stream byte for one escape run that spans the stream (measured with a
+    replica of the decoder: at most 2.06 bytes per symbol and 20 bytes per
+    stream byte). Decoding a real stream never reads the padding.
+    """
+    return 4 * symbols + 32 * stream_bytes + 256
+
+
+# -- geometry ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelGeometry:
+    """What the decoder limits need to know about a model (filled in from the module)."""
+
+    arch: str
+    pad_multiple: int
+    #: Ratio of a padded tile's side to its z side (64 for every registered model).
+    z_stride: int
+    y_channels: int
+    z_channels: int
+    num_slices: int
+    #: Largest symbol frequency (of 2^16) in the y and z coder tables.
+    y_max_freq: int
+    z_max_freq: int
+
+    def z_shape(self, h: int, w: int) -> tuple[int, int]:
+        """The z shape the encoder writes for an ``h`` x ``w`` tile."""
+        p, s = self.pad_multiple, self.z_stride
+        return (math.ceil(h / p) * p // s, math.ceil(w / p) * p // s)
+
+    def symbols(self, z_shape: tuple[int, int]) -> tuple[int, int]:
+        """(y symbols, z symbols) a tile with this z shape codes."""
+        zh, zw = z_shape
+        y_per_z = (self.z_stride // self.y_stride) ** 2
+        return self.y_channels * y_per_z * zh * zw, self.z_channels * zh * zw
+
+    @property
+    def y_stride(self) -> int:
+        return self.z_stride // 4  # the hyperprior halves twice
+
+    @property
+    def memory_per_pixel(self) -> int:
+        return MEMORY_PER_PIXEL.get(self.arch, _UNKNOWN_MEMORY_PER_PIXEL)
+
+
+# -- checks ------------------------------------------------------------------------
+
+
+def _streams_of(c: Container) -> list[tuple[str, bytes]]:
+    return [(f"tile {i} {name} stream", s) for i, t in enumerate(c.tiles)
+            for name, s in (("z", t.z_stream), ("y", t.y_stream))]
+
+
+def check_header(c: Container) -> None:
+    """Limits that need only the header: tile area, tiles per pixel, stream shape."""
+    rects = tile_rects(c.width, c.height, c.tile_size)
+    tw, th = c.tile_size if c.tile_size is not None else (c.width, c.height)
+    if tw * th > MAX_TILE_AREA:
+        raise LimitError(
+            f"tile {tw}x{th} is larger than the encoder writes ({MAX_TILE_SIDE}x{MAX_TILE_SIDE})"
+        )
+    most = math.ceil(c.width / MIN_PAD_MULTIPLE) * math.ceil(c.height / MIN_PAD_MULTIPLE)
+    if len(rects) > most:
+        raise LimitError(
+            f"{len(rects)} tiles for {c.width}x{c.height} pixels: the encoder writes at most "
+            f"{most} (tiles are at least {MIN_PAD_MULTIPLE} pixels wide and high except at the "
+            "image's edge)"
+        )
+    for what, s in _streams_of(c):
+        if len(s) < MIN_STREAM_BYTES or len(s) % STREAM_WORD:
+            raise LimitError(
+                f"{what} is {len(s)} bytes: the entropy coder writes whole 4-byte words, "
+                "at least 8 bytes"
+            )
+        state = int.from_bytes(s[:4], "little") | int.from_bytes(s[4:8], "little") << 32
+        if not RANS_L <= state < RANS_STATE_MAX:
+            raise LimitError(f"{what} does not start with an entropy coder state")
+
+
+def check_decode(
+    c: Container, geo: ModelGeometry, max_memory: int = DEFAULT_MAX_MEMORY
+) -> int:
+    """Limits that need the model; returns the memory estimate (bytes). Raises LimitError."""
+    p = geo.pad_multiple
+    if c.tile_size is not None:
+        for side, step, name in ((c.width, c.tile_size[0], "width"),
+                                 (c.height, c.tile_size[1], "height")):
+            if step != side and step % p:
+                raise LimitError(
+                    f"tile {name} {step} is not a multiple of {geo.arch}'s pad multiple {p} "
+                    f"(the encoder's tiles are, except a single tile across the image)"
+                )
+    rects = tile_rects(c.width, c.height, c.tile_size)
+    y_cost = min_symbol_cost(geo.y_max_freq)
+    z_cost = min_symbol_cost(geo.z_max_freq)
+    for i, ((_, _, w, h), t) in enumerate(zip(rects, c.tiles)):
+        want = geo.z_shape(h, w)
+        if tuple(t.z_shape) != want:
+            raise LimitError(
+                f"tile {i}: latent shape {t.z_shape[0]}x{t.z_shape[1]} does not fit its "
+                f"{w}x{h} pixels ({geo.arch} codes them as {want[0]}x{want[1]})"
+            )
+        ny, nz = geo.symbols(want)
+        for name, n, stream, cost in (("y", ny, t.y_stream, y_cost),
+                                      ("z", nz, t.z_stream, z_cost)):
+            most = max_symbols(len(stream), cost)
+            if n > most:
+                raise LimitError(
+                    f"tile {i}: a {len(stream)}-byte {name} stream cannot code {n} symbols "
+                    f"(at most {most}: no {geo.arch} symbol costs less than {cost:.3g} bits)"
+                )
+    estimate = memory_estimate(c, geo)
+    if estimate > max_memory:
+        raise LimitError(
+            f"decoding needs about {format_size(estimate)} of memory, more than the limit of "
+            f"{format_size(max_memory)} (raise it with --max-memory)"
+        )
+    return estimate
+
+
+def memory_estimate(c: Container, geo: ModelGeometry) -> int:
+    """Estimated peak working memory (bytes) of decoding ``c``: the largest tile's
+    model activations, coder buffers and stream padding, plus the image itself."""
+    rects = tile_rects(c.width, c.height, c.tile_size)
+    worst = 0
+    for (_, _, w, h), t in zip(rects, c.tiles):
+        zh, zw = geo.z_shape(h, w)
+        padded = zh * geo.z_stride * zw * geo.z_stride
+        ny, nz = geo.symbols((zh, zw))
+        coder = 0
+        for n, stream in ((ny, t.y_stream), (nz, t.z_stream)):
+            coder += 3 * (len(stream) + stream_padding(len(stream), n))  # bytes, 2 C++ copies
+        coder += 48 * ny // max(1, geo.num_slices)  # one slice's symbols as Python ints
+        worst = max(worst, geo.memory_per_pixel * padded + coder)
+    channels = 3 if c.colour.channels == 3 else 1
+    per_pixel = IMAGE_BYTES_PER_PIXEL if channels == 3 else IMAGE_BYTES_PER_PIXEL // 2
+    if c.colour in (ColourMode.RGBA, ColourMode.LA):
+        per_pixel += 2
+    return worst + per_pixel * c.width * c.height
+
+
+# -- command-line options ------------------------------------------------------------
+
+
+def byte_size(text: str) -> int:
+    """argparse type: a size such as ``512M`` or ``4G`` (a bad one is a usage error, exit 2)."""
+    import argparse
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_max_input_option(parser: Any) -> None:
+    parser.add_argument(
+        "--max-input",
+        type=byte_size,
+        default=MAX_INPUT_BYTES,
+        metavar="SIZE",
+        help="most bytes read from one input, file or stdin (default: 256M; units K, M, G)",
+    )
+
+
+def add_max_memory_option(parser: Any) -> None:
+    parser.add_argument(
+        "--max-memory",
+        type=byte_size,
+        default=DEFAULT_MAX_MEMORY,
+        metavar="SIZE",
+        help="refuse files whose decoding is estimated to need more working memory "
+        "(default: 4G; units K, M, G)",
+    )
