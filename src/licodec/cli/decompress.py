@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from licodec.codec.cli_support import add_max_pixels_option, add_threads_option
+from licodec.codec.limits import add_max_input_option, add_max_memory_option
 
 
 def register(subparsers: Any) -> None:
@@ -28,6 +29,8 @@ def register(subparsers: Any) -> None:
         help="weights file (must be the ones the file was encoded with)",
     )
     add_max_pixels_option(parser)
+    add_max_memory_option(parser)
+    add_max_input_option(parser)
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     add_threads_option(parser)
     parser.add_argument(
@@ -67,13 +70,14 @@ def run(args: argparse.Namespace) -> int:
         output_format(outputs[0])  # a bad extension fails before any decoding
     apply_threads(args.threads)
     codec = Codec(None, None, args.weights, max_pixels=args.max_pixels or MAX_PIXELS)
+    codec.max_memory = args.max_memory
     if args.weights is not None:
         codec.load()
 
     def one(inp: str, out: str, show_tiles: bool) -> None:
         t0 = time.perf_counter()
         check_output(out, args.force)
-        data = read_bytes(inp)
+        data = read_bytes(inp, args.max_input)
         name = "<stdin>" if inp == STDIO else inp
         bar = LazyBar(name, args.quiet or not show_tiles)
         try:

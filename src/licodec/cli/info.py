@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from licodec.codec.cli_support import add_max_pixels_option
+from licodec.codec.limits import add_max_input_option
 
 
 def register(subparsers: Any) -> None:
@@ -13,13 +14,15 @@ def register(subparsers: Any) -> None:
         "info",
         help="show what a .lic file holds (validates it, does not decode)",
         description=(
-            "Parse and validate .lic files (magic, version, CRC32, every field) and print "
-            "their header: model, quality, weights digest, size, colour, tiles, overhead."
+            "Parse and validate .lic files (magic, version, CRC32, every field, the decoder "
+            "limits that need no model) and print their header: model, quality, weights "
+            "digest, size, colour, tiles, overhead."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="IN.lic", help=".lic file or '-' (stdin)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
     add_max_pixels_option(parser)
+    add_max_input_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     for inp in args.inputs:
         name = "<stdin>" if inp == STDIO else inp
         try:
-            d = file_info(read_bytes(inp), args.max_pixels or MAX_PIXELS)
+            d = file_info(read_bytes(inp, args.max_input), args.max_pixels or MAX_PIXELS)
         except LicodecError as exc:
             err = named(exc, name)
             if len(args.inputs) == 1:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from licodec.errors import InputError, OutputError
 
 __all__ = [
     "STDIO",
+    "check_input",
     "check_output",
     "expand_inputs",
     "plan_outputs",
@@ -28,26 +31,101 @@ __all__ = [
 
 #: The name that means stdin (for inputs) or stdout (for outputs).
 STDIO = "-"
+_CHUNK = 1 << 20
 
 
-def read_bytes(path: str, max_bytes: int | None = None) -> bytes:
-    """All bytes of ``path`` (``-`` = stdin), with one-line errors."""
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, for messages (None for a regular file)."""
+    for test, name in ((stat.S_ISREG, None), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _refuse_special(path: str, mode: int) -> None:
+    kind = _kind(mode)
+    if kind == "a directory":
+        raise InputError(f"{path}: is a directory")
+    if kind is not None:
+        raise InputError(f"{path}: is {kind}, not a regular file (to read a stream, pass '-' "
+                         "and redirect it to stdin)")
+
+
+def check_input(path: str) -> None:
+    """Refuse (before any work) an input that is missing or not a regular file or '-'."""
     if path == STDIO:
-        return sys.stdin.buffer.read()
-    p = Path(path)
+        return
     try:
-        if p.is_dir():
-            raise InputError(f"{path}: is a directory")
-        size = p.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise InputError(f"{path}: file is larger than {max_bytes} bytes")
-        return p.read_bytes()
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    _refuse_special(path, mode)
+
+
+def _too_large(name: str, max_bytes: int) -> InputError:
+    from licodec.codec.limits import format_size
+
+    return InputError(f"{name}: input is larger than the limit of {format_size(max_bytes)} "
+                      "(raise it with --max-input)")
+
+
+def _read_bounded(f: BinaryIO, name: str, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` from ``f`` (InputError beyond), in 1 MiB reads."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = f.read(min(_CHUNK, max_bytes + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            del chunks
+            raise _too_large(name, max_bytes)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def read_bytes(path: str, max_bytes: int | None = None) -> bytes:
+    """All bytes of ``path`` (``-`` = stdin), with one-line errors.
+
+    Reads at most ``max_bytes`` (default :data:`licodec.codec.limits.MAX_INPUT_BYTES`,
+    256 MiB) whatever the file claims to hold, and refuses directories, FIFOs,
+    devices and sockets: only stdin (``-``) may be a stream.
+    """
+    if max_bytes is None:
+        from licodec.codec.limits import MAX_INPUT_BYTES
+
+        max_bytes = MAX_INPUT_BYTES
+    if path == STDIO:
+        try:
+            return _read_bounded(sys.stdin.buffer, "<stdin>", max_bytes)
+        except OSError as exc:
+            raise InputError(f"<stdin>: cannot read ({exc.strerror or exc})") from None
+    check_input(path)
+    try:
+        # O_NONBLOCK: if the path became a FIFO since the check, opening it must not wait.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            st = os.fstat(fd)
+            _refuse_special(path, st.st_mode)
+            if st.st_size > max_bytes:
+                raise _too_large(path, max_bytes)
+            return _read_bounded(f, path, max_bytes)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def check_output(path: str, overwrite: bool) -> None:
@@ -139,9 +217,8 @@ def expand_inputs(items: Iterable[str], extensions: set[str]) -> list[str]:
             if not files:
                 raise InputError(f"{item}: directory has no {'/'.join(sorted(extensions))} files")
             out.extend(files)
-        elif not p.exists():
-            raise InputError(f"{item}: no such file")
         else:
+            check_input(item)  # missing, a FIFO or a device: refused before any work
             out.append(item)
     return out
 
