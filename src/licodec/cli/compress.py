@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from licodec.codec.cli_support import add_threads_option, positive_int, quality
+from licodec.codec.cli_support import add_threads_option, quality
+from licodec.codec.limits import add_max_input_option
 
 
 def register(subparsers: Any) -> None:
@@ -41,12 +42,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--tile-size",
-        type=positive_int,
+        type=_tile_size,
         default=None,
         metavar="N",
-        help="tile side in pixels for large images (default: 1024; rounded to the model's "
-        "padding multiple)",
+        help="tile side in pixels for large images (default: 1024; rounded down to the "
+        "model's padding multiple, 64 or 128, which is also the smallest allowed)",
     )
+    add_max_input_option(parser)
     parser.add_argument(
         "--drop-alpha", action="store_true", help="discard an alpha channel instead of keeping it"
     )
@@ -76,6 +78,22 @@ def register(subparsers: Any) -> None:
         "-q", "--quiet", action="store_true", help="no progress bar, notices or per-image lines"
     )
     parser.set_defaults(func=run)
+
+
+def _tile_size(text: str) -> int:
+    """argparse type: a tile side of at least the smallest pad multiple (64)."""
+    from licodec.codec.tiling import MIN_TILE_SIZE
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < MIN_TILE_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"tile size must be at least {MIN_TILE_SIZE} (the smallest padding multiple), "
+            f"got {value}"
+        )
+    return value
 
 
 def _check_lic_name(path: str) -> None:
@@ -112,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         write_atomic,
     )
     from licodec.codec.image_io import image_extensions
-    from licodec.codec.tiling import DEFAULT_TILE_SIZE
+    from licodec.codec.tiling import DEFAULT_TILE_SIZE, check_tile_size
     from licodec.errors import LicodecError
 
     inputs = expand_inputs(args.inputs, image_extensions())
@@ -129,11 +147,13 @@ def run(args: argparse.Namespace) -> int:
         tile_size=args.tile_size or DEFAULT_TILE_SIZE,
         portable=args.portable,
     )
-    codec.load()
+    lm = codec.load()
+    if args.tile_size is not None:
+        check_tile_size(args.tile_size, lm.pad_multiple, lm.arch)
 
     def one(inp: str, out: str, show_tiles: bool) -> None:
         check_output(out, args.force)
-        source: Any = read_bytes(STDIO) if inp == STDIO else inp
+        source = read_bytes(inp, args.max_input)  # bounded; FIFOs and devices refused
         name = "<stdin>" if inp == STDIO else inp
         tiles_bar = LazyBar(name, args.quiet or not show_tiles)
         try:

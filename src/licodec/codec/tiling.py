@@ -17,14 +17,44 @@ from __future__ import annotations
 import math
 
 from licodec.codec.container import MAX_TILE_SIDE, tile_rects
+from licodec.errors import EXIT_USAGE, LicodecError
 
-__all__ = ["DEFAULT_TILE_SIZE", "MIN_TILE_SIZE", "effective_tile_size", "plan_tiles", "tile_rects"]
+__all__ = [
+    "DEFAULT_TILE_SIZE",
+    "MIN_TILE_SIZE",
+    "TileSizeError",
+    "check_tile_size",
+    "effective_tile_size",
+    "plan_tiles",
+    "tile_rects",
+]
 
 #: Default tile side in pixels; a tile of this size decodes in well under 1 GiB
 #: with the full models.
 DEFAULT_TILE_SIZE = 1024
-#: Smallest tile side accepted from a user (before rounding to the model's multiple).
+#: Smallest tile side accepted from a user (the smallest pad multiple of any model;
+#: ``compress --tile-size`` below it is a usage error).
 MIN_TILE_SIZE = 64
+
+
+class TileSizeError(LicodecError):
+    """A requested tile size below the model's pad multiple (a bad command line: exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+def check_tile_size(requested: int, pad_multiple: int, arch: str) -> None:
+    """Refuse a tile side below the model's pad multiple.
+
+    Such a tile would be padded to a full block anyway, and the decoder refuses
+    tiles narrower than the pad multiple (they multiply its work per pixel).
+    """
+    p = max(1, int(pad_multiple))
+    if requested < p:
+        raise TileSizeError(
+            f"--tile-size {requested} is below {arch}'s padding multiple: tiles must be at "
+            f"least {p} pixels"
+        )
 
 
 def effective_tile_size(requested: int, pad_multiple: int) -> int:
