@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if not many:
         check_output(outputs[0], args.force)  # fail before loading the model
         _check_lic_name(outputs[0])
+    # stdin is read (bounded) before the model loads: an endless stream fails at once
+    stdin_data = read_bytes(STDIO, args.max_input) if STDIO in inputs else None
     apply_threads(args.threads)
     codec = Codec(
         args.model,
@@ -153,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
 
     def one(inp: str, out: str, show_tiles: bool) -> None:
         check_output(out, args.force)
-        source = read_bytes(inp, args.max_input)  # bounded; FIFOs and devices refused
+        # bounded; FIFOs and devices refused
+        source = stdin_data if inp == STDIO and stdin_data is not None else read_bytes(
+            inp, args.max_input
+        )
         name = "<stdin>" if inp == STDIO else inp
         tiles_bar = LazyBar(name, args.quiet or not show_tiles)
         try:

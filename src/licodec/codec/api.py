@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import time
+import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from licodec.codec.limits import (
     MAX_INPUT_BYTES,
     ModelGeometry,
     check_decode,
+    check_geometry,
     check_header,
     stream_padding,
 )
@@ -238,9 +240,39 @@ def _max_freq(cdf: Any, lengths: Any) -> int:
     return int(d[live].max()) if bool(live.any()) else (1 << 16) - 1
 
 
+def _check_before_loading(c: Container, budget: int) -> None:
+    """The decoder limits that need only the architecture's class attributes."""
+    from licodec.zoo.registry import get_spec
+
+    try:
+        cls = get_spec(c.model_id).builder
+    except KeyError:
+        return  # unknown: _decoder_for says so
+    pad, y_stride = getattr(cls, "pad_multiple", None), getattr(cls, "y_stride", None)
+    if isinstance(pad, int) and isinstance(y_stride, int) and pad > 0 and y_stride > 0:
+        check_geometry(c, c.model_id, pad, 4 * y_stride, budget)
+
+
+_GEOMETRIES: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], ModelGeometry]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _geometry(lm: LoadedModel) -> ModelGeometry:
-    """What the decoder limits need from the loaded model (its coder tables must be built)."""
+    """What the decoder limits need from the loaded model (its coder tables must be built).
+
+    Cached per module until its coder tables change (``update()`` replaces them).
+    """
     m = lm.module
+    tables = [getattr(getattr(m, e, None), t, None) for e in ("gaussian_conditional",
+              "entropy_bottleneck") for t in ("_quantized_cdf", "_cdf_length")]
+    key = (lm.arch, *((id(t), getattr(t, "_version", 0)) for t in tables))
+    try:
+        cached = _GEOMETRIES.get(m)
+    except TypeError:  # not weak-referenceable
+        cached = None
+    if cached is not None and cached[0] == key:
+        return cached[1]
     try:
         gc, eb = m.gaussian_conditional, m.entropy_bottleneck
         y_stride = int(getattr(m, "y_stride", 16))
@@ -256,6 +288,10 @@ def _geometry(lm: LoadedModel) -> ModelGeometry:
         )
     except (AttributeError, RuntimeError, ValueError) as exc:
         raise ModelError(f"{lm.arch} cannot decode files ({_one_line(exc)})") from None
+    try:
+        _GEOMETRIES[m] = (key, geo)
+    except TypeError:
+        pass
     return geo
 
 
@@ -565,10 +601,13 @@ class Codec:
         import torch
 
         c = parse(data, self.max_pixels)
+        budget = self.max_memory if max_memory is None else max_memory
         check_header(c)
+        if self._decoders.get((c.model_id, c.weights_digest)) is None and not self.explicit:
+            _check_before_loading(c, budget)  # a hostile file costs no weights loading
         lm = self._decoder_for(c)
         geo = _geometry(lm)
-        check_decode(c, geo, self.max_memory if max_memory is None else max_memory)
+        check_decode(c, geo, budget)
         alpha = None
         if c.colour.has_alpha:
             assert c.alpha_method is not None and c.alpha_data is not None

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from licodec.codec.container import MAX_TILE_SIDE, ColourMode, Container, tile_rects
+from licodec.codec.container import MAX_TILE_SIDE, Container, tile_rects
 from licodec.errors import FormatError
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "MAX_TILE_AREA",
     "MEMORY_PER_PIXEL",
+    "MEMORY_PER_TILE",
     "MIN_PAD_MULTIPLE",
     "LimitError",
     "ModelGeometry",
@@ -48,6 +49,7 @@ __all__ = [
     "add_max_memory_option",
     "byte_size",
     "check_decode",
+    "check_geometry",
     "check_header",
     "format_size",
     "memory_estimate",
@@ -59,7 +61,7 @@ __all__ = [
 #: Most bytes read from one input (file, stdin or anything else); ``--max-input``.
 MAX_INPUT_BYTES = 256 << 20
 #: Default budget for the decoder's estimated peak working memory; ``--max-memory``.
-DEFAULT_MAX_MEMORY = 4 << 30
+DEFAULT_MAX_MEMORY = 6 << 30
 #: Largest tile the encoder writes: its largest ``--tile-size`` is 4096, a
 #: multiple of every pad multiple, so no tile (or padded tile) is larger.
 MAX_TILE_AREA = MAX_TILE_SIDE * MAX_TILE_SIDE
@@ -78,27 +80,30 @@ STREAM_WORD = 4
 MIN_STREAM_BYTES = 8
 
 #: Measured decode working memory per padded pixel (bytes), per architecture:
-#: the peak resident memory of ``Codec.decode`` on one tile minus the process's
-#: memory before it (libraries, weights and the portable float64 copy excluded),
-#: at 1024 x 1024 (full-size models: 512 x 512), times 1.25 and rounded up.
+#: the growth of the peak resident memory of ``Codec.decode`` between two tile
+#: sizes (256 and 1024; full-size models 256 and 512), one thread, portable
+#: files, libraries, weights and their float64 copy excluded, times 1.25.
 #: ``tests/test_hostile.py`` checks that the estimate is an upper bound.
 MEMORY_PER_PIXEL: dict[str, int] = {
-    "wacnn": 2600,
-    "stf": 3000,
-    "tcm-s": 2600,
-    "tcm-m": 3600,
-    "tcm-l": 4600,
-    "wacnn-lite": 520,
-    "stf-lite": 640,
-    "tcm-lite": 420,
-    "wacnn-tiny": 180,
-    "stf-tiny": 300,
-    "tcm-tiny": 140,
+    "wacnn": 930,
+    "stf": 1790,
+    "tcm-s": 2030,
+    "tcm-m": 3150,
+    "tcm-l": 3490,
+    "wacnn-lite": 270,
+    "stf-lite": 330,
+    "tcm-lite": 230,
+    "wacnn-tiny": 160,
+    "stf-tiny": 290,
+    "tcm-tiny": 390,
 }
+#: Fixed part of one tile's decode (buffers that do not grow with the tile).
+MEMORY_PER_TILE = 64 << 20
 #: For an architecture without a measurement: the largest of the table.
 _UNKNOWN_MEMORY_PER_PIXEL = max(MEMORY_PER_PIXEL.values())
 #: The decoded image held while it is assembled and handed on (uint8 planes,
-#: the PIL image, alpha, the output encoder's copy): bytes per image pixel.
+#: the PIL image, alpha, the output encoder's copy): about this many bytes per
+#: image pixel, not part of the per-tile estimate (``--max-pixels`` bounds it).
 IMAGE_BYTES_PER_PIXEL = 16
 
 
@@ -191,8 +196,7 @@ class ModelGeometry:
 
     def z_shape(self, h: int, w: int) -> tuple[int, int]:
         """The z shape the encoder writes for an ``h`` x ``w`` tile."""
-        p, s = self.pad_multiple, self.z_stride
-        return (math.ceil(h / p) * p // s, math.ceil(w / p) * p // s)
+        return _z_shape(h, w, self.pad_multiple, self.z_stride)
 
     def symbols(self, z_shape: tuple[int, int]) -> tuple[int, int]:
         """(y symbols, z symbols) a tile with this z shape codes."""
@@ -243,30 +247,65 @@ def check_header(c: Container) -> None:
             raise LimitError(f"{what} does not start with an entropy coder state")
 
 
-def check_decode(
-    c: Container, geo: ModelGeometry, max_memory: int = DEFAULT_MAX_MEMORY
-) -> int:
-    """Limits that need the model; returns the memory estimate (bytes). Raises LimitError."""
-    p = geo.pad_multiple
+def check_geometry(
+    c: Container, arch: str, pad_multiple: int, z_stride: int,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+) -> None:
+    """The limits that need only the architecture's pad multiple and z stride (class
+    attributes: the decoder checks them before it loads any weights): the tile grid
+    is the encoder's, each tile's latent shape is the one the model gives its size,
+    and the model's activations on the largest padded tile fit ``max_memory``."""
+    p = pad_multiple
     if c.tile_size is not None:
         for side, step, name in ((c.width, c.tile_size[0], "width"),
                                  (c.height, c.tile_size[1], "height")):
             if step != side and step % p:
                 raise LimitError(
-                    f"tile {name} {step} is not a multiple of {geo.arch}'s pad multiple {p} "
+                    f"tile {name} {step} is not a multiple of {arch}'s pad multiple {p} "
                     f"(the encoder's tiles are, except a single tile across the image)"
                 )
-    rects = tile_rects(c.width, c.height, c.tile_size)
-    y_cost = min_symbol_cost(geo.y_max_freq)
-    z_cost = min_symbol_cost(geo.z_max_freq)
-    for i, ((_, _, w, h), t) in enumerate(zip(rects, c.tiles)):
-        want = geo.z_shape(h, w)
+    largest = 0
+    for i, ((_, _, w, h), t) in enumerate(zip(tile_rects(c.width, c.height, c.tile_size),
+                                              c.tiles)):
+        want = _z_shape(h, w, p, z_stride)
         if tuple(t.z_shape) != want:
             raise LimitError(
                 f"tile {i}: latent shape {t.z_shape[0]}x{t.z_shape[1]} does not fit its "
-                f"{w}x{h} pixels ({geo.arch} codes them as {want[0]}x{want[1]})"
+                f"{w}x{h} pixels ({arch} codes them as {want[0]}x{want[1]})"
             )
-        ny, nz = geo.symbols(want)
+        largest = max(largest, want[0] * want[1] * z_stride * z_stride)
+    if largest > MAX_TILE_AREA:
+        raise LimitError(f"a padded tile of {largest} pixels is larger than the encoder writes")
+    _check_memory(MEMORY_PER_PIXEL.get(arch, _UNKNOWN_MEMORY_PER_PIXEL) * largest
+                  + MEMORY_PER_TILE, max_memory)
+
+
+def _check_memory(estimate: int, max_memory: int) -> None:
+    if estimate > max_memory:
+        raise LimitError(
+            f"decoding needs about {format_size(estimate)} of memory, more than the limit of "
+            f"{format_size(max_memory)} (raise it with --max-memory)"
+        )
+
+
+def _z_shape(h: int, w: int, p: int, z_stride: int) -> tuple[int, int]:
+    return (math.ceil(h / p) * p // z_stride, math.ceil(w / p) * p // z_stride)
+
+
+def check_decode(
+    c: Container, geo: ModelGeometry, max_memory: int = DEFAULT_MAX_MEMORY
+) -> int:
+    """Every limit that needs the model; returns the memory estimate (bytes).
+
+    :func:`check_geometry`, then the symbols each stream codes against the most it can
+    code (:func:`min_symbol_cost` of the tables' largest frequency), then the whole
+    memory estimate (coder buffers included) against ``max_memory``.
+    """
+    check_geometry(c, geo.arch, geo.pad_multiple, geo.z_stride, max_memory)
+    y_cost = min_symbol_cost(geo.y_max_freq)
+    z_cost = min_symbol_cost(geo.z_max_freq)
+    for i, t in enumerate(c.tiles):
+        ny, nz = geo.symbols(t.z_shape)
         for name, n, stream, cost in (("y", ny, t.y_stream, y_cost),
                                       ("z", nz, t.z_stream, z_cost)):
             most = max_symbols(len(stream), cost)
@@ -276,17 +315,17 @@ def check_decode(
                     f"(at most {most}: no {geo.arch} symbol costs less than {cost:.3g} bits)"
                 )
     estimate = memory_estimate(c, geo)
-    if estimate > max_memory:
-        raise LimitError(
-            f"decoding needs about {format_size(estimate)} of memory, more than the limit of "
-            f"{format_size(max_memory)} (raise it with --max-memory)"
-        )
+    _check_memory(estimate, max_memory)
     return estimate
 
 
 def memory_estimate(c: Container, geo: ModelGeometry) -> int:
-    """Estimated peak working memory (bytes) of decoding ``c``: the largest tile's
-    model activations, coder buffers and stream padding, plus the image itself."""
+    """Estimated peak working memory (bytes) of decoding ``c``'s largest tile: the
+    model's activations on the padded tile, the coder's buffers and stream padding.
+
+    Not included (bounded by ``--max-pixels`` instead): the decoded image itself,
+    about :data:`IMAGE_BYTES_PER_PIXEL` bytes per pixel while it is assembled.
+    """
     rects = tile_rects(c.width, c.height, c.tile_size)
     worst = 0
     for (_, _, w, h), t in zip(rects, c.tiles):
@@ -297,12 +336,8 @@ def memory_estimate(c: Container, geo: ModelGeometry) -> int:
         for n, stream in ((ny, t.y_stream), (nz, t.z_stream)):
             coder += 3 * (len(stream) + stream_padding(len(stream), n))  # bytes, 2 C++ copies
         coder += 48 * ny // max(1, geo.num_slices)  # one slice's symbols as Python ints
-        worst = max(worst, geo.memory_per_pixel * padded + coder)
-    channels = 3 if c.colour.channels == 3 else 1
-    per_pixel = IMAGE_BYTES_PER_PIXEL if channels == 3 else IMAGE_BYTES_PER_PIXEL // 2
-    if c.colour in (ColourMode.RGBA, ColourMode.LA):
-        per_pixel += 2
-    return worst + per_pixel * c.width * c.height
+        worst = max(worst, geo.memory_per_pixel * padded + MEMORY_PER_TILE + coder)
+    return worst
 
 
 # -- command-line options ------------------------------------------------------------
@@ -334,6 +369,6 @@ def add_max_memory_option(parser: Any) -> None:
         type=byte_size,
         default=DEFAULT_MAX_MEMORY,
         metavar="SIZE",
-        help="refuse files whose decoding is estimated to need more working memory "
-        "(default: 4G; units K, M, G)",
+        help="refuse files whose decoding is estimated to need more working memory per "
+        "tile (default: 6G; units K, M, G)",
     )
