@@ -603,8 +603,7 @@ class Codec:
         c = parse(data, self.max_pixels)
         budget = self.max_memory if max_memory is None else max_memory
         check_header(c)
-        if self._decoders.get((c.model_id, c.weights_digest)) is None and not self.explicit:
-            _check_before_loading(c, budget)  # a hostile file costs no weights loading
+        _check_before_loading(c, budget)  # a hostile file costs no weights loading
         lm = self._decoder_for(c)
         geo = _geometry(lm)
         check_decode(c, geo, budget)
