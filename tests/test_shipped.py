@@ -75,7 +75,8 @@ DATA = Path(__file__).parent / "data"
 
 def test_a_file_made_with_the_v4_weights_still_decodes() -> None:
     # Released weights are frozen: this file was written (format 2) with wacnn-lite v4, the
-    # shipped default of 2026-12-02; it must decode after any later reship.
+    # shipped default of 2026-12-02, by the code at d115fe4 (photo(48, 64, 7), quality 3); it
+    # must decode after any later reship. (.gitignore lets tests/data/*.lic be committed.)
     from licodec import Codec
     from licodec.codec.container import parse
 
