@@ -50,6 +50,8 @@ from compressai.models.utils import conv
 from compressai.ops import quantize_ste as ste_round
 from torch import Tensor, nn
 
+from licodec.layers.deterministic import ThreadInvariant
+
 __all__ = ["ChannelARModel", "get_scale_table", "slice_transform"]
 
 
@@ -273,7 +275,12 @@ class ChannelARModel(CompressionModel):
     def _reconstruct(self, y_hat: Tensor, g: _Gains, nets: _Nets) -> Tensor:
         if nets.dtype is not None:  # back to the synthesis transform's own precision
             y_hat = y_hat.to(self.entropy_bottleneck.quantiles.dtype)
-        return self.synthesis(_times(y_hat, g.inv_y))
+        if torch.is_grad_enabled() or y_hat.device.type != "cpu":
+            return self.synthesis(_times(y_hat, g.inv_y))
+        # Coding: the decoded pixels (and the encoder's reconstruction) must not depend on
+        # the thread count (layers/deterministic.py says which kernels would make them).
+        with ThreadInvariant():
+            return self.synthesis(_times(y_hat, g.inv_y))
 
     # -- precision of the entropy parameters ------------------------------------
 
