@@ -372,6 +372,20 @@ def test_compress_refuses_a_tile_size_below_the_pad_multiple(tmp_path: Path) -> 
                  "-q"]) == 0
 
 
+def test_the_api_refuses_a_tile_size_below_the_pad_multiple(tmp_path: Path) -> None:
+    from codec_helpers import weights_file
+    from PIL import Image
+
+    from licodec import Codec
+    from licodec.codec.tiling import TileSizeError
+
+    img = Image.fromarray(photo(16, 16))
+    w = weights_file(tmp_path, "tcm-tiny")  # pad multiple 128
+    with pytest.raises(TileSizeError, match="tile size 64 is below tcm-tiny's padding multiple"):
+        Codec(weights=w, tile_size=64).encode(img)
+    assert Codec(weights=w, tile_size=128).encode(img).data
+
+
 def test_bounded_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 

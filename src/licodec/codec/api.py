@@ -59,7 +59,12 @@ from licodec.codec.limits import (
     check_header,
     stream_padding,
 )
-from licodec.codec.tiling import DEFAULT_TILE_SIZE, effective_tile_size, plan_tiles
+from licodec.codec.tiling import (
+    DEFAULT_TILE_SIZE,
+    check_tile_size,
+    effective_tile_size,
+    plan_tiles,
+)
 from licodec.errors import FormatError, InputError, ModelError
 from licodec.zoo.pretrained import NO_WEIGHTS
 
@@ -435,6 +440,7 @@ class Codec:
         t0 = time.perf_counter()
         src = load_image(image, keep_alpha=keep_alpha, name=name, keep_metadata=keep_metadata)
         lm = self.load()
+        check_tile_size(self.tile_size, lm.pad_multiple, lm.arch)  # the decoder refuses smaller
         notices = list(src.notices)
         eff = effective_tile_size(self.tile_size, lm.pad_multiple)
         if eff != self.tile_size and max(src.width, src.height) > eff:
