@@ -43,13 +43,9 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from compressai.ans import BufferedRansEncoder, RansDecoder
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.models import CompressionModel
-from compressai.models.utils import conv
-from compressai.ops import quantize_ste as ste_round
 from torch import Tensor, nn
 
+from licodec.entropy.models import EntropyBottleneck, GaussianConditional, _rans, ste_round
 from licodec.layers.deterministic import ThreadInvariant
 
 __all__ = ["ChannelARModel", "get_scale_table", "slice_transform"]
@@ -58,6 +54,11 @@ __all__ = ["ChannelARModel", "get_scale_table", "slice_transform"]
 def get_scale_table(lo: float = 0.11, hi: float = 256.0, levels: int = 64) -> Tensor:
     """Log-spaced Gaussian scales for the coder's CDF tables (CompressAI's default)."""
     return torch.exp(torch.linspace(torch.log(torch.tensor(lo)), torch.log(torch.tensor(hi)), levels))
+
+
+def conv(in_ch: int, out_ch: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2d:
+    """A ``kernel_size`` conv with "same" padding (the authors' ``conv`` helper)."""
+    return nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2)
 
 
 def slice_transform(in_ch: int, hidden: Sequence[int], out_ch: int) -> nn.Sequential:
@@ -115,7 +116,7 @@ class _Nets(NamedTuple):
 _NET_NAMES = _Nets._fields[:-1]
 
 
-class ChannelARModel(CompressionModel):
+class ChannelARModel(nn.Module):
     """Base class: a model = analysis/synthesis transforms + this latent codec.
 
     Subclasses build ``h_a``, ``h_mean_s``, ``h_scale_s`` and their analysis
@@ -131,6 +132,8 @@ class ChannelARModel(CompressionModel):
     pad_multiple: int = 64
     #: Ratio of input size to ``y`` size.
     y_stride: int = 16
+    g_a: nn.Module
+    g_s: nn.Module
     h_a: nn.Module
     h_mean_s: nn.Module
     h_scale_s: nn.Module
@@ -406,7 +409,7 @@ class ChannelARModel(CompressionModel):
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians()
 
-    # -- CompressAI model contract --------------------------------------------
+    # -- the CompressAI model contract (forward, compress, decompress, update) ------
 
     def forward(
         self, x: Tensor, rate: int | Tensor | None = None, portable: bool = False
@@ -495,7 +498,7 @@ class ChannelARModel(CompressionModel):
             return gc.dequantize(q, mu)
 
         y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step, nets)
-        encoder = BufferedRansEncoder()
+        encoder = _rans().BufferedRansEncoder()
         encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
         out: dict[str, Any] = {
             "strings": [[encoder.flush()], z_strings],
@@ -537,7 +540,7 @@ class ChannelARModel(CompressionModel):
         y_size = (z_hat.shape[-2] * 4, z_hat.shape[-1] * 4)
 
         gc = self.gaussian_conditional
-        decoder = RansDecoder()
+        decoder = _rans().RansDecoder()
         decoder.set_stream(strings[0][0])
         crc = 0
 
@@ -562,31 +565,31 @@ class ChannelARModel(CompressionModel):
             x_hat = self._crop(x_hat, hw, self._pads_for(hw))
         return {"x_hat": x_hat, "latent_crc": crc}
 
+    def aux_loss(self) -> Tensor:
+        """The entropy bottleneck's quantile loss (trained by its own optimizer)."""
+        return self.entropy_bottleneck.loss()
+
     def update(
         self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False
     ) -> bool:
         """Build the coder's CDF tables (needed once after training or loading).
 
         The tables are rebuilt on every machine, so they must not depend on its
-        float kernels: CompressAI builds the ``z`` tables in the parameters' float32,
-        where AVX-512 and SSE kernels differed by enough to move one rounding of
-        the quantized CDF (and a file then decoded to garbage). They are built here
-        from a float64 copy of the entropy bottleneck instead.
+        float kernels: built from the parameters' float32, the ``z`` tables differed
+        between AVX-512 and SSE kernels by enough to move one rounding of the
+        quantized CDF (and a file then decoded to garbage). They are built from the
+        entropy bottleneck's parameters cast to float64 instead. Returns whether
+        any table was (re)built.
         """
         self.clear_portable_cache()
-        updated = super().update(
-            scale_table if scale_table is not None else get_scale_table(),
-            force=force,
-            update_quantiles=update_quantiles,
+        eb, gc = self.entropy_bottleneck, self.gaussian_conditional
+        eb_updated = eb.update(force=force, update_quantiles=update_quantiles, dtype=torch.float64)
+        gc_updated = gc.update_scale_table(
+            scale_table if scale_table is not None else get_scale_table(), force=force
         )
-        if updated:
-            eb = self.entropy_bottleneck
-            exact = copy.deepcopy(eb).double()
-            exact.update(force=True)
-            eb._quantized_cdf = exact._quantized_cdf.to(eb._quantized_cdf.device)
-            eb._offset = exact._offset.to(eb._offset.device)
-            eb._cdf_length = exact._cdf_length.to(eb._cdf_length.device)
-        return bool(updated)
+        if gc_updated and not eb_updated:  # as before: any rebuild refreshes the z tables too
+            eb.update(force=True, dtype=torch.float64)
+        return eb_updated or gc_updated
 
     def latent_size(self, size: Sequence[int]) -> tuple[int, int]:
         """``y``'s spatial size for an input of ``size`` (after padding)."""
