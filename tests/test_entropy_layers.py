@@ -197,6 +197,15 @@ def test_pmf_to_quantized_cdf_equals_compressai() -> None:
         p = p / p.sum() * rng.uniform(0.5, 1.5)
         expected = cai_pmf_to_quantized_cdf(p.tolist(), 16)
         assert pmf_to_quantized_cdf(torch.tensor(p)).tolist() == expected, t
+    # Probabilities a hair below a half unit, that float32 rounds onto it: the reference
+    # rounds the float32 value half away from zero (up), a float64 computation would not.
+    k = np.arange(40, 80, dtype=np.float64)
+    p = (k + 0.5 - 1e-6) / 65536
+    assert (p.astype(np.float32).astype(np.float64) == (k + 0.5) / 65536).all()
+    p = np.concatenate([p, [(65536 - (k + 1).sum()) / 65536]])  # a total of exactly 2**16
+    expected = cai_pmf_to_quantized_cdf(p.tolist(), 16)
+    assert np.diff(expected)[:40].tolist() == (k + 1).tolist()
+    assert pmf_to_quantized_cdf(torch.tensor(p)).tolist() == expected
     # several rows at once, with different lengths
     rows = torch.rand(5, 40, dtype=torch.float64)
     lengths = [40, 1, 17, 3, 39]
