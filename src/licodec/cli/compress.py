@@ -112,7 +112,7 @@ def _check_lic_name(path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from licodec.codec.api import Codec
+    from licodec.codec.api import Codec  # no torch: that comes with the model
     from licodec.codec.cli_support import (
         LazyBar,
         apply_threads,
@@ -139,8 +139,11 @@ def run(args: argparse.Namespace) -> int:
     if not many:
         check_output(outputs[0], args.force)  # fail before loading the model
         _check_lic_name(outputs[0])
-    # stdin is read (bounded) before the model loads: an endless stream fails at once
-    stdin_data = read_bytes(STDIO, args.max_input) if STDIO in inputs else None
+    # A single input (stdin included) is read, bounded, before the model loads: an
+    # unreadable or oversized file or an endless stream fails at once, without torch.
+    pre_read: dict[str, bytes] = {}
+    if not many:
+        pre_read[inputs[0]] = read_bytes(inputs[0], args.max_input)
     apply_threads(args.threads)
     codec = Codec(
         args.model,
@@ -156,9 +159,7 @@ def run(args: argparse.Namespace) -> int:
     def one(inp: str, out: str, show_tiles: bool) -> None:
         check_output(out, args.force)
         # bounded; FIFOs and devices refused
-        source = stdin_data if inp == STDIO and stdin_data is not None else read_bytes(
-            inp, args.max_input
-        )
+        source = pre_read.pop(inp) if inp in pre_read else read_bytes(inp, args.max_input)
         name = "<stdin>" if inp == STDIO else inp
         tiles_bar = LazyBar(name, args.quiet or not show_tiles)
         try:

@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from licodec.codec.api import Codec
+    from licodec.codec.api import Codec  # no torch: that comes with the model
     from licodec.codec.cli_support import (
         LazyBar,
         apply_threads,
@@ -68,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     if not many:
         check_output(outputs[0], args.force)
         output_format(outputs[0])  # a bad extension fails before any decoding
+    # A single input (stdin included) is read, bounded, before any weights load; its
+    # header is checked before the model loads too (Codec.decode).
+    pre_read: dict[str, bytes] = {}
+    if not many:
+        pre_read[inputs[0]] = read_bytes(inputs[0], args.max_input)
     apply_threads(args.threads)
     codec = Codec(None, None, args.weights, max_pixels=args.max_pixels or MAX_PIXELS)
     codec.max_memory = args.max_memory
@@ -77,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     def one(inp: str, out: str, show_tiles: bool) -> None:
         t0 = time.perf_counter()
         check_output(out, args.force)
-        data = read_bytes(inp, args.max_input)
+        data = pre_read.pop(inp) if inp in pre_read else read_bytes(inp, args.max_input)
         name = "<stdin>" if inp == STDIO else inp
         bar = LazyBar(name, args.quiet or not show_tiles)
         try:

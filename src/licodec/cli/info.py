@@ -66,9 +66,9 @@ def _text(name: str, d: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from licodec.codec.api import file_info
     from licodec.codec.cli_support import named, report_error
     from licodec.codec.container import MAX_PIXELS
+    from licodec.codec.fileinfo import file_info  # no torch, numpy or Pillow
     from licodec.codec.files import STDIO, read_bytes
     from licodec.errors import EXIT_OK, LicodecError
 

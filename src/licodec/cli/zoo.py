@@ -1,10 +1,89 @@
-"""``licodec zoo``: registered architectures and shipped pretrained weights."""
+"""``licodec zoo``: registered architectures and shipped pretrained weights.
+
+Listing needs no model code: the architectures come from :data:`ARCHITECTURES`
+(a test keeps it equal to the registry, which is filled by importing the model
+modules, i.e. torch), and the shipped weights from the zoo's JSON index.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Architecture(NamedTuple):
+    """What ``licodec zoo`` shows of a registered architecture."""
+
+    name: str
+    description: str
+    paper: str
+
+
+#: Every registered architecture (``licodec.zoo.registry``), sorted by id. Registering,
+#: renaming or re-describing a model means updating this table (tests/test_startup.py
+#: compares the two).
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture(
+        "stf",
+        "STF (embed 48, depths 2-2-6-2, window 4, M=384, 12 slices), 99.86 M parameters",
+        "Zou et al., CVPR 2022",
+    ),
+    Architecture(
+        "stf-lite",
+        "STF reduced for CPU training (embed 8, depths 2-2-2-2, heads 1-2-4-8, M=64, 4 slices, "
+        "slice transforms 48-32), 1.4 GFLOP per 256x256, variable rate (qualities 1-6)",
+        "Zou et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
+    ),
+    Architecture(
+        "stf-tiny",
+        "STF test config",
+        "",
+    ),
+    Architecture(
+        "tcm-l",
+        "TCM-L (N=128, M=320, 5 slices), 76.57 M parameters",
+        "Liu et al., CVPR 2023",
+    ),
+    Architecture(
+        "tcm-lite",
+        "TCM reduced for CPU training (N=12, M=128, 4 slices, window 4, no mixture blocks at "
+        "1/2 resolution, slice transforms 48-32), 2.4 GFLOP per 256x256, variable rate "
+        "(qualities 1-6)",
+        "Liu et al., CVPR 2023; gain units: Cui et al., CVPR 2021",
+    ),
+    Architecture(
+        "tcm-m",
+        "TCM-M (N=96, M=320, 5 slices), 59.13 M parameters",
+        "Liu et al., CVPR 2023",
+    ),
+    Architecture(
+        "tcm-s",
+        "TCM-S (N=64, M=320, 5 slices), 45.18 M parameters",
+        "Liu et al., CVPR 2023",
+    ),
+    Architecture(
+        "tcm-tiny",
+        "TCM test config",
+        "",
+    ),
+    Architecture(
+        "wacnn",
+        "WACNN (N=192, M=320, 10 slices), 75.24 M parameters",
+        "Zou et al., CVPR 2022",
+    ),
+    Architecture(
+        "wacnn-lite",
+        "WACNN reduced for CPU training (N=32, M=128, 4 slices, 2 heads), 3.0 GFLOP per "
+        "256x256, variable rate (qualities 1-6)",
+        "Zou et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
+    ),
+    Architecture(
+        "wacnn-tiny",
+        "WACNN test config",
+        "",
+    ),
+)
 
 
 def register(sub: Any) -> None:
@@ -15,9 +94,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from licodec.zoo.pretrained import entries
-    from licodec.zoo.registry import get_spec, list_models
 
-    archs = [get_spec(n) for n in list_models()]
+    archs = ARCHITECTURES
     shipped = entries()
     if args.json:
         print(

@@ -41,6 +41,7 @@ from licodec.codec.container import (
     serialise,
     tile_rects,
 )
+from licodec.codec.fileinfo import file_info
 from licodec.codec.image_io import (
     ImageSource,
     decode_alpha,
@@ -435,11 +436,11 @@ class Codec:
 
         ``keep_metadata``: "all" (ICC profile, EXIF, XMP, PNG text), "icc" or "none".
         """
-        import torch
-
         t0 = time.perf_counter()
+        # The image is read before the model loads: a bad input costs no torch import.
         src = load_image(image, keep_alpha=keep_alpha, name=name, keep_metadata=keep_metadata)
         lm = self.load()
+        import torch  # already loaded with the model
         check_tile_size(self.tile_size, lm.pad_multiple, lm.arch)  # the decoder refuses smaller
         notices = list(src.notices)
         eff = effective_tile_size(self.tile_size, lm.pad_multiple)
@@ -604,8 +605,6 @@ class Codec:
         header is checked against the decoder limits (:mod:`licodec.codec.limits`);
         ``max_memory`` (default :attr:`max_memory`) is the memory budget.
         """
-        import torch
-
         c = parse(data, self.max_pixels)
         budget = self.max_memory if max_memory is None else max_memory
         check_header(c)
@@ -613,6 +612,8 @@ class Codec:
         lm = self._decoder_for(c)
         geo = _geometry(lm)
         check_decode(c, geo, budget)
+        import torch  # already loaded with the model; a malformed file got no further
+
         alpha = None
         if c.colour.has_alpha:
             assert c.alpha_method is not None and c.alpha_data is not None
@@ -706,39 +707,3 @@ def decompress(
 ) -> Image.Image:
     """Decode ``.lic`` bytes (or a file path) into a PIL image."""
     return Codec(model, None, weights, max_pixels=max_pixels).decompress(data)
-
-
-def file_info(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> dict[str, Any]:
-    """What a ``.lic`` file declares, after full validation (no model is loaded).
-
-    Besides the format, the decoder limits that need no model are checked
-    (:func:`licodec.codec.limits.check_header`).
-    """
-    c = parse(data, max_pixels)
-    check_header(c)
-    n_px = c.width * c.height
-    return {
-        "format_version": c.version,
-        "model": c.model_id,
-        "quality": c.quality,
-        "metric": c.metric,
-        "weights_digest": c.weights_digest.hex(),
-        "width": c.width,
-        "height": c.height,
-        "colour": c.colour.name,
-        "tiles": len(c.tiles),
-        "tile_size": list(c.tile_size) if c.tile_size else None,
-        "icc_profile_bytes": len(c.icc_profile) if c.icc_profile else 0,
-        "srgb": c.srgb,
-        "exif_bytes": len(c.exif) if c.exif else 0,
-        "xmp_bytes": len(c.xmp) if c.xmp else 0,
-        "text_chunks": len(c.text),
-        "alpha": c.alpha_method.name.lower() if c.alpha_method is not None else None,
-        "alpha_bytes": len(c.alpha_data) if c.alpha_data else 0,
-        "file_bytes": c.stats["file_bytes"],
-        "stream_bytes": c.stats["payload_bytes"],
-        "overhead_bytes": c.stats["overhead_bytes"],
-        "bpp": c.stats["file_bytes"] * 8 / n_px,
-        "portable": c.portable,
-        "decode_crc32": f"{c.check_crc:08x}",
-    }

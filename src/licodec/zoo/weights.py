@@ -20,12 +20,13 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from licodec.errors import ModelError, OutputError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "FORMAT_VERSION",
@@ -53,6 +54,8 @@ HALF_MIN_NUMEL = 1024
 
 
 def _half_names(model: nn.Module) -> set[str]:
+    import torch
+
     return {
         n for n, p in model.named_parameters()
         if p.dtype == torch.float32 and p.numel() >= HALF_MIN_NUMEL
@@ -76,6 +79,8 @@ def weights_digest(model: nn.Module) -> bytes:
     version counter, so any in-place change (``load_state_dict``, an optimizer
     step, ``copy_``) invalidates it.
     """
+    import torch
+
     tensors = _stored_tensors(model)
     key = tuple((k, t.data_ptr(), t._version, t.dtype, tuple(t.shape))
                 for k, t in sorted(tensors.items()))
@@ -116,6 +121,7 @@ def save_weights(
     rounds the model's large weight tensors to float16 *in place* and stores
     them so (see the module docstring).
     """
+    import torch
     from safetensors.torch import save_file
 
     arch = getattr(model, "arch", None)
@@ -167,7 +173,8 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as f:
+        # Metadata only: "numpy" rather than "pt", so reading a config does not import torch.
+        with safe_open(str(path), framework="numpy") as f:
             raw = (f.metadata() or {}).get(_META_KEY)
     except FileNotFoundError:
         raise ModelError(f"weights file not found: {path}") from None
@@ -207,7 +214,9 @@ def model_from_config(config: Mapping[str, Any]) -> nn.Module:
 
 def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from our weights file: eval mode, coder tables ready."""
+    import torch
     from safetensors.torch import load_file
+    from torch import nn
 
     config = read_config(path)
     model = model_from_config(config)
