@@ -6,17 +6,20 @@ latents were exact. Three kinds of op were the cause:
 
 * a 1x1 stride-1 convolution (and GDN's, which is one) runs on THNN's
   ``slow_conv2d`` at one thread and on oneDNN at more: two summation orders;
+  on AVX-512 (Intel Xeon, MKL) ``slow_conv2d`` itself splits its sums by the
+  thread count, and ``F.conv2d`` picks it for some 3x3 shapes too (many
+  channels on few pixels: the sub-pixel form of the transposed convolution);
 * oneDNN's transposed convolution blocks its work by the thread count;
 * elementwise ``sigmoid`` and ``gelu`` compute the tail of each thread's chunk
   with scalar code whose ``exp``/``erf`` differ by an ulp from the vector code,
   and the chunk edges move with the thread count.
 
-:class:`ThreadInvariant` reroutes exactly those: every 1x1 convolution to one
-backend, the 5x5 stride-2 transposed convolution (the one WACNN and STF use) to
+:class:`ThreadInvariant` reroutes exactly those: every convolution to oneDNN's,
+the 5x5 stride-2 transposed convolution (the one WACNN and STF use) to
 an equivalent sub-pixel convolution (a 3x3 convolution with 4x the channels and
 a pixel shuffle: oneDNN's forward convolution does not depend on the thread
 count), and the elementwise ops to fixed-size chunks that no kernel splits.
-The remaining ops (3x3 convolutions, ``Linear``, attention, LayerNorm) were
+The remaining ops (``Linear``, attention, LayerNorm) were
 bit-identical from 1 to 8 threads. The mode is for inference only: a model's
 synthesis transform runs under it when coding (``_reconstruct``).
 """
@@ -92,6 +95,26 @@ def _gelu(approximate: str) -> Callable[[Tensor, Tensor | None], Tensor]:
     return run
 
 
+def _conv2d(
+    x: Tensor, w: Tensor, b: Tensor | None, stride: tuple[int, int], padding: tuple[int, int],
+    dilation: tuple[int, int], groups: int,
+) -> Tensor:
+    """A float32 CPU convolution on a backend whose sums do not follow the thread count.
+
+    oneDNN's forward convolution gave the same bits at 1 to 4 threads for every shape
+    tried (216: 1x1 to 5x5 kernels, 3 to 768 channels, 8x12 to 64x96 pixels, on AVX2
+    and AVX-512). ``F.conv2d`` picks THNN's ``slow_conv2d`` for some shapes (1x1, and
+    3x3 with many channels on few pixels), whose GEMM splits its sums by the thread
+    count on AVX-512.
+    """
+    if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
+        return torch.mkldnn_convolution(
+            x.contiguous(), w.contiguous(), b, list(padding), list(stride), list(dilation),
+            groups,
+        )
+    return F.conv2d(x, w, b, stride, padding, dilation, groups)  # no oneDNN: as it comes
+
+
 class ThreadInvariant(TorchFunctionMode):
     """Within it, CPU float32 inference gives the same bits at any thread count."""
 
@@ -104,21 +127,12 @@ class ThreadInvariant(TorchFunctionMode):
             return func(*args, **kwargs)
         if func is F.conv2d:
             w, b = args[1], _arg(args, kwargs, 2, "bias", None)
-            if (
-                x.dim() == 4
-                and tuple(w.shape[-2:]) == (1, 1)
-                and _arg(args, kwargs, 6, "groups", 1) == 1
-                and _pair(_arg(args, kwargs, 3, "stride", 1)) == (1, 1)
-                and _pair(_arg(args, kwargs, 4, "padding", 0)) == (0, 0)
-                and _pair(_arg(args, kwargs, 5, "dilation", 1)) == (1, 1)
-            ):
-                if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
-                    return torch.mkldnn_convolution(
-                        x.contiguous(), w.contiguous(), b, [0, 0], [1, 1], [1, 1], 1
-                    )
-                # THNN's slow_conv2d: serial-order sums at any thread count (not in the stubs).
-                thnn = torch._C._nn.thnn_conv2d  # type: ignore[attr-defined]
-                return thnn(x, w, [1, 1], b, [1, 1], [0, 0])
+            stride = _arg(args, kwargs, 3, "stride", 1)
+            padding = _arg(args, kwargs, 4, "padding", 0)
+            dilation = _arg(args, kwargs, 5, "dilation", 1)
+            groups = int(_arg(args, kwargs, 6, "groups", 1))
+            if x.dim() == 4 and not isinstance(padding, str):
+                return _conv2d(x, w, b, _pair(stride), _pair(padding), _pair(dilation), groups)
         elif func is F.conv_transpose2d:
             w, b = args[1], _arg(args, kwargs, 2, "bias", None)
             if (
@@ -131,7 +145,8 @@ class ThreadInvariant(TorchFunctionMode):
                 and _pair(_arg(args, kwargs, 7, "dilation", 1)) == (1, 1)
             ):
                 k, kb = subpixel_weight(w, b)
-                return F.pixel_shuffle(F.conv2d(x, k, kb, padding=1), 2)
+                # (F.conv2d here would not pass through this mode again: call the backend)
+                return F.pixel_shuffle(_conv2d(x, k, kb, (1, 1), (1, 1), (1, 1), 1), 2)
         elif func is F.gelu:
             return _chunked(x, _gelu(_arg(args, kwargs, 1, "approximate", "none")))
         elif func in (torch.sigmoid, Tensor.sigmoid):
