@@ -142,18 +142,24 @@ def test_portable_bit_and_quality_share_a_byte() -> None:
         serialise(c)
 
 
-def test_version_1_and_2_files_still_parse() -> None:
+def test_version_1_2_and_3_files_still_parse() -> None:
     """Version 1 (licodec 0.1) had a 6-bit quality and no portable bit; version 2 had one
-    ICC chunk where version 3 has a chunk list. Without metadata, all else is the same."""
+    ICC chunk where version 3 has a chunk list; version 4 has version 3's layout with
+    range-coded streams. Without metadata, all else is the same."""
     c = _container()
     c.quality, c.portable = 5, True
-    v3 = bytearray(serialise(c))
-    assert v3[2] == FORMAT_VERSION == 3
+    v4 = bytearray(serialise(c))
+    assert v4[2] == FORMAT_VERSION == 4
+    assert parse(bytes(v4)).coder == "range"
+    v3 = bytearray(v4)
+    v3[2] = 3
+    d = parse(_refresh_crc(v3))
+    assert (d.version, d.coder, d.quality, d.portable, d.tiles) == (3, "rans", 5, True, c.tiles)
     v2 = bytearray(v3)
     v2[2] = 2
     d = parse(_refresh_crc(v2))
-    assert (d.version, d.quality, d.portable, d.tiles) == (2, 5, True, c.tiles)
-    with pytest.raises(ValueError, match="only write format version 3"):
+    assert (d.version, d.coder, d.quality, d.portable, d.tiles) == (2, "rans", 5, True, c.tiles)
+    with pytest.raises(ValueError, match="only write format version 4"):
         serialise(d)  # a parsed older file cannot be relabelled
     v1 = bytearray(v2)
     v1[2] = 1

@@ -65,7 +65,7 @@ def test_compare_matches_the_learned_file_size(
     lic = Codec(weights=setup["high"]).compress(rgb)
     assert learned["bytes"] == len(lic)
     assert data["target_bpp"] == pytest.approx(8 * len(lic) / n_px)
-    assert learned["bpp"] > 1.0  # far from the codecs' floor: the match is meaningful
+    assert learned["bpp"] > 0.9  # far from the codecs' floor: the match is meaningful
     for panel, name in ((jpeg, "jpeg"), (webp, "webp")):
         assert abs(panel["bytes"] - len(lic)) <= SIZE_TOLERANCE * len(lic), panel
         assert panel["bpp"] == pytest.approx(8 * panel["bytes"] / n_px)

@@ -61,7 +61,6 @@ from licodec.codec.limits import (
     memory_estimate,
     min_symbol_cost,
     parse_size,
-    stream_padding,
 )
 from licodec.codec.tiling import DEFAULT_TILE_SIZE, check_tile_size, plan_tiles
 from licodec.errors import LicodecError
@@ -72,8 +71,9 @@ GiB = 1 << 30
 
 
 def _stream(n: int, fill: int = 0) -> bytes:
-    """``n`` bytes that pass the stream-shape check: a coder state of 2^31, then ``fill``."""
-    return (1 << 31).to_bytes(8, "little") + bytes([fill]) * (n - 8)
+    """``n`` bytes that pass the stream-shape check of either coder (the rANS one wants a
+    coder state of 2^31 first), then ``fill``."""
+    return (1 << 31).to_bytes(8, "little")[:n] + bytes([fill]) * (n - 8)
 
 
 def _container(model_id: str, digest: bytes, width: int, height: int,
@@ -307,23 +307,38 @@ def test_each_limit_refuses_with_its_message() -> None:
             check_decode(c, geo, **kw)
 
     bad = parse(serialise(ok))
+    assert bad.coder == "range"
     bad.tiles[1] = TileRecord((1, 1), _stream(16), _stream(10))
     refused(bad, "tile 1 y stream is 10 bytes: the entropy coder writes whole 4-byte words")
-    bad.tiles[1] = TileRecord((1, 1), _stream(16)[:4], _stream(8))
-    refused(bad, "tile 1 z stream is 4 bytes")
-    bad.tiles[1] = TileRecord((1, 1), b"\xff" * 16, _stream(8))
-    refused(bad, "tile 1 z stream does not start with an entropy coder state")
-    bad.tiles[1] = TileRecord((1, 1), bytes(16), _stream(8))
-    refused(bad, "does not start with an entropy coder state")
+    bad.tiles[1] = TileRecord((1, 1), b"", _stream(8))
+    refused(bad, "tile 1 z stream is 0 bytes: .* at least 4 bytes")
     bad.tiles[1] = TileRecord((2, 1), _stream(16), _stream(8))
     refused(bad, "tile 1: latent shape 2x1 does not fit its 64x64 pixels")
+    # the rANS streams of formats 1-3 are at least two words and start with a state
+    old = parse(serialise(ok))
+    old.version = 3
+    check_header(old)
+    old.tiles[1] = TileRecord((1, 1), _stream(16)[:4], _stream(8))
+    refused(old, "tile 1 z stream is 4 bytes: .* at least 8 bytes")
+    old.tiles[1] = TileRecord((1, 1), b"\xff" * 16, _stream(8))
+    refused(old, "tile 1 z stream does not start with an entropy coder state")
+    old.tiles[1] = TileRecord((1, 1), bytes(16), _stream(8))
+    refused(old, "does not start with an entropy coder state")
     # symbols per byte: a 64 x 64 tile of wacnn-tiny codes 24 * 16 y symbols
-    cost = min_symbol_cost(geo.y_max_freq)
-    assert geo.y_max_freq == 65533 and 6.6e-5 < cost < 6.61e-5
-    assert 969_000 < max_symbols(8, cost) < 970_000  # 121,000 symbols per byte
+    assert geo.y_max_freq == 65533
+    cost = min_symbol_cost(geo.y_max_freq, "range")
+    assert 6.60e-5 < cost < 6.61e-5  # -log2(65533 / 2^16)
+    assert 484_000 < max_symbols(4, cost, "range") < 485_000  # 121,000 symbols per byte
+    rans_cost = min_symbol_cost(geo.y_max_freq, "rans")
+    assert 6.6e-5 < rans_cost < 6.61e-5
+    assert 969_000 < max_symbols(8, rans_cost, "rans") < 970_000  # 121,000 symbols per byte
     big = _container("wacnn-tiny", bytes(8), 4096, 4096, None,
-                     [TileRecord((64, 64), _stream(16), _stream(8))])
+                     [TileRecord((64, 64), _stream(16), _stream(4))])
+    refused(big, "a 4-byte y stream cannot code 1572864 symbols")
+    big.version = 3
+    big.tiles[0] = TileRecord((64, 64), _stream(16), _stream(8))
     refused(big, "a 8-byte y stream cannot code 1572864 symbols")
+    big.version = 4
     big.tiles[0] = TileRecord((64, 64), _stream(8192), _stream(16))
     check_decode(big, geo)
     refused(big, r"needs about .* more than the limit of 100 MiB \(raise it with --max-memory\)",
@@ -469,7 +484,8 @@ def _legit_container(geo: ModelGeometry, width: int, height: int, tile: int,
     for _, _, w, h in tile_rects(width, height, grid):
         z = geo.z_shape(h, w)
         ny, nz = geo.symbols(z)
-        lens = [max(8, 4 * math.ceil(n * min_symbol_cost(f) / 32))
+        # (the range coder's information bound, without the slack the limit allows)
+        lens = [max(4, 4 * math.ceil(n * min_symbol_cost(f) / 32))
                 for n, f in ((nz, geo.z_max_freq), (ny, geo.y_max_freq))]
         tiles.append(TileRecord(z, _stream(lens[0]), _stream(lens[1])))
     return _container(geo.arch, bytes(8), width, height, grid, tiles, quality=quality)
@@ -504,8 +520,8 @@ def test_no_legitimate_tile_grid_is_refused_arithmetically() -> None:
 
 
 def test_real_encodes_pass_every_limit() -> None:
-    """Actual files of the tiny models: shapes are the geometry's, streams are whole words
-    starting with a coder state, and the symbol bound holds with room to spare."""
+    """Actual files of the tiny models: shapes are the geometry's, streams are whole words,
+    range-coded, and the symbol bound holds with room to spare."""
     from licodec.codec.api import Codec
 
     for name in TINY_MODELS:
@@ -519,8 +535,9 @@ def test_real_encodes_pass_every_limit() -> None:
             for (_, _, tw, th), t in zip(tile_rects(c.width, c.height, c.tile_size), c.tiles):
                 assert t.z_shape == geo.z_shape(th, tw)
                 ny, nz = geo.symbols(t.z_shape)
-                assert ny <= max_symbols(len(t.y_stream), min_symbol_cost(geo.y_max_freq))
-                assert nz <= max_symbols(len(t.z_stream), min_symbol_cost(geo.z_max_freq))
+                # without the flush's slack: real streams carry the information bound
+                assert ny * min_symbol_cost(geo.y_max_freq) <= 8 * len(t.y_stream)
+                assert nz * min_symbol_cost(geo.z_max_freq) <= 8 * len(t.z_stream)
 
 
 _MEASURE_SCRIPT = r"""
@@ -812,10 +829,8 @@ def _expected_pixels(model: Any, c: Container) -> np.ndarray:
     out = np.zeros((c.height, c.width) if gray else (c.height, c.width, 3), dtype=np.uint8)
     with torch.inference_mode():
         for (x, y, w, h), t in zip(tile_rects(c.width, c.height, c.tile_size), c.tiles):
-            ny, nz = _geometry(c.model_id).symbols(t.z_shape)
-            ys = t.y_stream + bytes(stream_padding(len(t.y_stream), ny))  # as the decoder reads
-            zs = t.z_stream + bytes(stream_padding(len(t.z_stream), nz))
-            full = model.decompress([[ys], [zs]], t.z_shape, None, portable=c.portable)["x_hat"]
+            full = model.decompress([[t.y_stream], [t.z_stream]], t.z_shape, None,
+                                    portable=c.portable, coder=c.coder)["x_hat"]
             crop = model._crop(full, (h, w), model._pads_for((h, w)))
             out[y : y + h, x : x + w] = _to_pixels(crop, c.colour)
     return out

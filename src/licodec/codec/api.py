@@ -58,7 +58,6 @@ from licodec.codec.limits import (
     check_decode,
     check_geometry,
     check_header,
-    stream_padding,
 )
 from licodec.codec.tiling import (
     DEFAULT_TILE_SIZE,
@@ -626,18 +625,13 @@ class Codec:
         rate = lm.rate_kwargs(c.quality)
         with torch.inference_mode():
             for i, ((x, y, w, h), t) in enumerate(zip(rects, c.tiles)):
-                n_y, n_z = geo.symbols(t.z_shape)
-                # Zeros after each stream: the rANS decoder does not check its input's
-                # end, and a crafted stream must not make it read past its buffer.
-                y_in = t.y_stream + bytes(stream_padding(len(t.y_stream), n_y))
-                z_in = t.z_stream + bytes(stream_padding(len(t.z_stream), n_z))
                 try:
                     dec = model.decompress(
-                        [[y_in], [z_in]], t.z_shape, (h, w), **rate, portable=c.portable,
+                        [[t.y_stream], [t.z_stream]], t.z_shape, (h, w), **rate,
+                        portable=c.portable, coder=c.coder,
                     )
                 except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
                     raise FormatError(f"tile {i} cannot be decoded ({_one_line(exc)})") from None
-                del y_in, z_in
                 x_hat = dec["x_hat"]
                 if tuple(x_hat.shape) != (1, 3, h, w):
                     raise FormatError(

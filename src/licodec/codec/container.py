@@ -41,7 +41,9 @@ __all__ = [
 
 #: Two magic bytes: 0x89 keeps text files (and 7-bit transports) from matching.
 MAGIC = b"\x89L"
-FORMAT_VERSION = 3
+#: Version 4: the streams are range-coded (constriction); versions 1-3 hold CompressAI
+#: rANS streams. The version is what names the entropy coder (``coder``).
+FORMAT_VERSION = 4
 #: Default bound on width * height that the parser accepts (about 268 Mpixel).
 MAX_PIXELS = 1 << 28
 #: Largest tile side the format allows; bounds the memory one tile decode needs.
@@ -145,6 +147,11 @@ class Container:
     version: int = FORMAT_VERSION
     #: Byte counts filled in by :func:`parse` / :func:`serialise` (informational).
     stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def coder(self) -> str:
+        """The entropy coder of the streams (:mod:`licodec.entropy.coder`'s ids)."""
+        return "rans" if self.version <= 3 else "range"
 
     @property
     def payload_bytes(self) -> int:

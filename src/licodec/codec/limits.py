@@ -12,8 +12,9 @@ with their derivations, in ``docs/format.md`` ("Decoder limits").
 Two groups:
 
 * :func:`check_header` needs only the header (``licodec info`` runs it too):
-  tile area, tiles per pixel, and the shape of the rANS streams (32-bit words,
-  a flushed 64-bit state in the coder's range).
+  tile area, tiles per pixel, and the shape of the entropy-coded streams
+  (32-bit words; for the rANS streams of formats 1-3 also a flushed 64-bit
+  state in the coder's range).
 * :func:`check_decode` needs the model's geometry (:class:`ModelGeometry`):
   the tile grid must be the encoder's (steps are multiples of the model's pad
   multiple), each tile's latent shape must be the one the model gives its size,
@@ -55,7 +56,6 @@ __all__ = [
     "memory_estimate",
     "min_symbol_cost",
     "parse_size",
-    "stream_padding",
 ]
 
 #: Most bytes read from one input (file, stdin or anything else); ``--max-input``.
@@ -69,15 +69,22 @@ MAX_TILE_AREA = MAX_TILE_SIDE * MAX_TILE_SIDE
 #: (except at the image's edge), which bounds the tile count by the pixel count.
 MIN_PAD_MULTIPLE = 64
 
-# The entropy coder (CompressAI's rANS, ryg_rans' Rans64): 16-bit probabilities,
-# a 64-bit state kept in [2^31, 2^63), 32-bit words; the encoder flushes its
-# final state as two words, so every stream is a whole number of words, at
-# least two of them, and starts with a state in that range.
+# The entropy coders. Both write whole 32-bit words and code with the models'
+# 16-bit tables. CompressAI's rANS (formats 1-3; ryg_rans' Rans64) keeps a
+# 64-bit state in [2^31, 2^63) and flushes it as two words, so its streams
+# have at least two words and start with a state in that range. The range
+# coder (format 4) writes at least one word for any symbol.
 RANS_PRECISION = 16
 RANS_L = 1 << 31
 RANS_STATE_MAX = 1 << 63
 STREAM_WORD = 4
-MIN_STREAM_BYTES = 8
+MIN_STREAM_BYTES = {"rans": 8, "range": 4}
+#: Bits a range-coded stream may fall short of its symbols' information content.
+#: None, measured: constriction's flush always writes whole words that identify the
+#: final interval, and the cheapest message there is (the likeliest symbol of a table,
+#: repeated) never came out shorter than its information (tests/test_entropy_coder.py
+#: sweeps lengths 1 to 3 million for several probabilities).
+RANGE_SLACK_BITS = 0
 
 #: Measured decode working memory per padded pixel (bytes), per architecture:
 #: the growth of the peak resident memory of ``Codec.decode`` between two tile
@@ -140,12 +147,17 @@ def format_size(n: int) -> str:
 # -- the coder's bound -------------------------------------------------------------
 
 
-def min_symbol_cost(max_freq: int) -> float:
-    """Fewest bits of stream one rANS symbol can consume when no table entry is more
+def min_symbol_cost(max_freq: int, coder: str = "range") -> float:
+    """Fewest bits of stream one symbol can consume when no table entry is more
     likely than ``max_freq / 2^16``.
 
-    Decoding a symbol of frequency ``f`` maps the state ``x`` (kept >= 2^31) to
-    ``x' = f * floor(x / 2^16) + r`` with ``0 <= r < f``, so
+    Range coder (format 4): a symbol of probability ``p`` narrows the coder's
+    interval by ``p`` or more (truncation only narrows it further), so the
+    stream carries at least ``-log2(max_freq / 2^16)`` bits per symbol (less
+    :data:`RANGE_SLACK_BITS` in all).
+
+    rANS (formats 1-3): decoding a symbol of frequency ``f`` maps the state ``x``
+    (kept >= 2^31) to ``x' = f * floor(x / 2^16) + r`` with ``0 <= r < f``, so
     ``x' < x * f / 2^16 + (2^16 - f)`` and ``log2 x`` falls by at least
     ``log2(2^31 / (f * (2^15 - 1) + 2^16))`` bits, which decreases with ``f``.
     Escaped (bypass) symbols consume 4 more bits per nibble. The state starts
@@ -154,26 +166,15 @@ def min_symbol_cost(max_freq: int) -> float:
     """
     if not 1 <= max_freq < 1 << RANS_PRECISION:
         raise ValueError(f"a table frequency must be in 1..65535, got {max_freq}")
+    if coder == "range":
+        return -math.log2(max_freq / (1 << RANS_PRECISION))
     return math.log2(RANS_L / (max_freq * ((1 << 15) - 1) + (1 << 16)))
 
 
-def max_symbols(stream_bytes: int, cost: float) -> int:
+def max_symbols(stream_bytes: int, cost: float, coder: str = "range") -> int:
     """Most symbols a stream of ``stream_bytes`` bytes can code at ``cost`` bits each."""
-    return math.floor(8 * stream_bytes / cost)
-
-
-def stream_padding(stream_bytes: int, symbols: int) -> int:
-    """Zero bytes appended to a stream before it goes to the rANS decoder.
-
-    CompressAI's decoder does not check the end of its input: a crafted stream
-    makes it read past the buffer (a 300 kB stream of 0xFF bytes crashes it).
-    Past the end it then reads these zeros; a zero word ends every escape run,
-    so it reads at most about 2 bytes per remaining symbol plus 15 bytes per
-    stream byte for one escape run that spans the stream (measured with a
-    replica of the decoder: at most 2.06 bytes per symbol and 20 bytes per
-    stream byte). Decoding a real stream never reads the padding.
-    """
-    return 4 * symbols + 32 * stream_bytes + 256
+    slack = RANGE_SLACK_BITS if coder == "range" else 0
+    return math.floor((8 * stream_bytes + slack) / cost)
 
 
 # -- geometry ----------------------------------------------------------------------
@@ -236,12 +237,15 @@ def check_header(c: Container) -> None:
             f"{most} (tiles are at least {MIN_PAD_MULTIPLE} pixels wide and high except at the "
             "image's edge)"
         )
+    least = MIN_STREAM_BYTES[c.coder]
     for what, s in _streams_of(c):
-        if len(s) < MIN_STREAM_BYTES or len(s) % STREAM_WORD:
+        if len(s) < least or len(s) % STREAM_WORD:
             raise LimitError(
                 f"{what} is {len(s)} bytes: the entropy coder writes whole 4-byte words, "
-                "at least 8 bytes"
+                f"at least {least} bytes"
             )
+        if c.coder != "rans":
+            continue
         state = int.from_bytes(s[:4], "little") | int.from_bytes(s[4:8], "little") << 32
         if not RANS_L <= state < RANS_STATE_MAX:
             raise LimitError(f"{what} does not start with an entropy coder state")
@@ -302,13 +306,13 @@ def check_decode(
     memory estimate (coder buffers included) against ``max_memory``.
     """
     check_geometry(c, geo.arch, geo.pad_multiple, geo.z_stride, max_memory)
-    y_cost = min_symbol_cost(geo.y_max_freq)
-    z_cost = min_symbol_cost(geo.z_max_freq)
+    y_cost = min_symbol_cost(geo.y_max_freq, c.coder)
+    z_cost = min_symbol_cost(geo.z_max_freq, c.coder)
     for i, t in enumerate(c.tiles):
         ny, nz = geo.symbols(t.z_shape)
         for name, n, stream, cost in (("y", ny, t.y_stream, y_cost),
                                       ("z", nz, t.z_stream, z_cost)):
-            most = max_symbols(len(stream), cost)
+            most = max_symbols(len(stream), cost, c.coder)
             if n > most:
                 raise LimitError(
                     f"tile {i}: a {len(stream)}-byte {name} stream cannot code {n} symbols "
@@ -321,7 +325,7 @@ def check_decode(
 
 def memory_estimate(c: Container, geo: ModelGeometry) -> int:
     """Estimated peak working memory (bytes) of decoding ``c``'s largest tile: the
-    model's activations on the padded tile, the coder's buffers and stream padding.
+    model's activations on the padded tile and the coder's buffers.
 
     Not included (bounded by ``--max-pixels`` instead): the decoded image itself,
     about :data:`IMAGE_BYTES_PER_PIXEL` bytes per pixel while it is assembled.
@@ -331,11 +335,13 @@ def memory_estimate(c: Container, geo: ModelGeometry) -> int:
     for (_, _, w, h), t in zip(rects, c.tiles):
         zh, zw = geo.z_shape(h, w)
         padded = zh * geo.z_stride * zw * geo.z_stride
-        ny, nz = geo.symbols((zh, zw))
-        coder = 0
-        for n, stream in ((ny, t.y_stream), (nz, t.z_stream)):
-            coder += 3 * (len(stream) + stream_padding(len(stream), n))  # bytes, 2 C++ copies
-        coder += 48 * ny // max(1, geo.num_slices)  # one slice's symbols as Python ints
+        ny, _ = geo.symbols((zh, zw))
+        # the streams (bytes and a copy as words; the rANS decoder's words as Python ints)
+        per_byte = 3 if c.coder == "range" else 10
+        coder = per_byte * (len(t.y_stream) + len(t.z_stream))
+        # one slice's symbols and indexes: int64 arrays and their by-table copies
+        # (the rANS decoder holds them as lists of Python ints)
+        coder += (48 if c.coder == "range" else 96) * ny // max(1, geo.num_slices)
         worst = max(worst, geo.memory_per_pixel * padded + MEMORY_PER_TILE + coder)
     return worst
 

@@ -1,7 +1,6 @@
 """Entropy models: the factorized prior, the Gaussian conditional, the channel-wise
 autoregressive latent codec and the hyperprior transforms."""
 
-from licodec import _compressai  # noqa: F401  (first: loads CompressAI without its jit warning)
 from licodec.entropy.channel_ar import ChannelARModel, get_scale_table, slice_transform
 from licodec.entropy.hyper import hyper_analysis, hyper_synthesis
 from licodec.entropy.models import EntropyBottleneck, GaussianConditional

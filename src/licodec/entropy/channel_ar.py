@@ -16,7 +16,7 @@ the encoder and the decoder cannot drift apart.
 tables (hyper-synthesis, slice transforms, support attention, LRP) in float64.
 Float32 results differ by a few ulps between CPU instruction sets and torch
 builds, and one scale index that lands on the other side of a table boundary
-desynchronises the rANS decoder for the rest of the stream; in float64 those
+desynchronises the entropy decoder for the rest of the stream; in float64 those
 differences are about 10^9 times smaller, so a file coded on one machine
 decodes on another. Both sides must use the same mode (the container records
 it). The analysis and synthesis transforms stay float32 in both modes.
@@ -41,11 +41,13 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from licodec.entropy.models import EntropyBottleneck, GaussianConditional, _rans, ste_round
+from licodec.entropy.coder import CODER_RANGE, CoderTables, RangeEncoder, make_decoder
+from licodec.entropy.models import EntropyBottleneck, GaussianConditional, ste_round
 from licodec.layers.deterministic import ThreadInvariant
 
 __all__ = ["ChannelARModel", "get_scale_table", "slice_transform"]
@@ -409,6 +411,9 @@ class ChannelARModel(nn.Module):
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians()
 
+    def _z_medians_like(self, z: Tensor) -> Tensor:
+        return self.entropy_bottleneck._medians_for(z.shape[0], z.dim() - 2)
+
     # -- the CompressAI model contract (forward, compress, decompress, update) ------
 
     def forward(
@@ -445,15 +450,11 @@ class ChannelARModel(nn.Module):
             "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods},
         }
 
-    def _coder_tables(self) -> tuple[list[list[int]], list[int], list[int]]:
+    def _coder_tables(self) -> CoderTables:
         gc = self.gaussian_conditional
         if gc._quantized_cdf.numel() == 0 or self.entropy_bottleneck._quantized_cdf.numel() == 0:
             raise RuntimeError("entropy coder tables are empty: call model.update(force=True) first")
-        return (
-            gc.quantized_cdf.tolist(),
-            gc.cdf_length.reshape(-1).int().tolist(),
-            gc.offset.reshape(-1).int().tolist(),
-        )
+        return gc.coder_tables()
 
     @torch.no_grad()
     def compress(
@@ -474,18 +475,20 @@ class ChannelARModel(nn.Module):
         """
         size = (x.shape[-2], x.shape[-1])
         gains = self._gains(rate, x.shape[0])
-        cdf, cdf_lengths, offsets = self._coder_tables()
+        tables = self._coder_tables()
         xp, pads = self._pad(x)
         y, z = self._latents(xp, gains)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        eb = self.entropy_bottleneck
+        z_strings = eb.compress(z)
+        # what the decoder will decode (the symbols plus the medians), without decoding
+        z_hat = eb.dequantize(eb.quantize(z, "symbols", self._z_medians_like(z)),
+                              self._z_medians_like(z))
         nets = self._nets(portable)
         latent_means, latent_scales = self._entropy_parameters(z_hat, gains, nets)
 
         gc = self.gaussian_conditional
         y_slices = y.chunk(self.num_slices, dim=1)
-        symbols: list[int] = []
-        indexes: list[int] = []
+        encoder = RangeEncoder()
         crc = 0
 
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
@@ -493,15 +496,12 @@ class ChannelARModel(nn.Module):
             q = torch.round(y_slices[k] - mu).int()  # as forward's ste_round, in mu's dtype
             idx = self.scale_indexes(sigma)
             crc = _crc(idx, _crc(q, crc))
-            symbols.extend(q.reshape(-1).tolist())
-            indexes.extend(idx.reshape(-1).tolist())
+            encoder.encode(q.cpu().numpy(), idx.cpu().numpy(), tables)
             return gc.dequantize(q, mu)
 
         y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step, nets)
-        encoder = _rans().BufferedRansEncoder()
-        encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
         out: dict[str, Any] = {
-            "strings": [[encoder.flush()], z_strings],
+            "strings": [[encoder.finish()], z_strings],
             "shape": tuple(z.shape[-2:]),
             "size": size,
             "latent_crc": crc,
@@ -521,6 +521,7 @@ class ChannelARModel(nn.Module):
         portable: bool = False,
         latent_crc: int | None = None,
         x_hat: Tensor | None = None,
+        coder: str = CODER_RANGE,
     ) -> dict[str, Any]:
         """Decode what :meth:`compress` produced; ``size`` crops to the original image.
 
@@ -528,27 +529,28 @@ class ChannelARModel(nn.Module):
         ``latent_crc`` of the decoded symbols; given the encoder's ``latent_crc``
         (``decompress(**compress(x))`` passes it, and ``portable``), a mismatch
         raises ValueError. ``x_hat`` is ignored (so that the output of
-        ``compress(..., reconstruct=True)`` can be passed on as it is).
+        ``compress(..., reconstruct=True)`` can be passed on as it is). ``coder``:
+        the entropy coder that wrote the streams (CompressAI's rANS for files of
+        formats 1-3, see :mod:`licodec.entropy.coder`).
         """
         if len(strings) != 2 or len(strings[0]) != 1:
             raise ValueError("expected strings = [[y_stream], [z_stream per image]]")
         gains = self._gains(rate, len(strings[1]))
-        cdf, cdf_lengths, offsets = self._coder_tables()
-        z_hat = self.entropy_bottleneck.decompress(list(strings[1]), tuple(shape))
+        tables = self._coder_tables()
+        z_hat = self.entropy_bottleneck.decompress(list(strings[1]), tuple(shape), coder)
         nets = self._nets(portable)
         latent_means, latent_scales = self._entropy_parameters(z_hat, gains, nets)
         y_size = (z_hat.shape[-2] * 4, z_hat.shape[-1] * 4)
 
         gc = self.gaussian_conditional
-        decoder = _rans().RansDecoder()
-        decoder.set_stream(strings[0][0])
+        decoder = make_decoder(coder, strings[0][0])
         crc = 0
 
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
             nonlocal crc
             idx = self.scale_indexes(sigma)
-            rv = decoder.decode_stream(idx.reshape(-1).tolist(), cdf, cdf_lengths, offsets)
-            q = torch.tensor(rv, dtype=torch.int32, device=mu.device).reshape(mu.shape)
+            rv = decoder.decode(idx.cpu().numpy(), tables).astype(np.int32)
+            q = torch.from_numpy(rv).to(mu.device).reshape(mu.shape)
             crc = _crc(idx, _crc(q, crc))
             return gc.dequantize(q, mu)
 

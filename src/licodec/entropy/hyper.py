@@ -7,8 +7,9 @@ sub-pixel x2, conv. Only the widths differ between the two models.
 
 from __future__ import annotations
 
-from compressai.layers import conv3x3, subpel_conv3x3
 from torch import nn
+
+from licodec.layers.basic import conv3x3, subpel_conv3x3
 
 __all__ = ["hyper_analysis", "hyper_synthesis"]
 

@@ -19,7 +19,7 @@ The module, parameter and buffer names and shapes are those of CompressAI
 1.2.8's layers, so its checkpoints (the authors' and ours) load unchanged; the
 coder tables are built bit-identically to CompressAI's (see
 :mod:`licodec.entropy.cdf`), which keeps every existing file decodable. The
-entropy coder itself is still CompressAI's rANS (imported on first use).
+entropy coders are in :mod:`licodec.entropy.coder`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.entropy.cdf import pmfs_to_quantized_cdfs
+from licodec.entropy.coder import CODER_RANGE, CoderTables, RangeEncoder, make_decoder
+from licodec.layers.basic import LowerBound, lower_bound  # re-exported: the entropy API
 
 __all__ = [
     "EntropyBottleneck",
@@ -48,49 +51,6 @@ __all__ = [
 def ste_round(x: Tensor) -> Tensor:
     """Round with the identity gradient (straight-through), for training on hard values."""
     return (torch.round(x) - x).detach() + x
-
-
-class _LowerBoundFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, bound: Tensor) -> Tensor:
-        ctx.save_for_backward(x, bound)
-        return torch.max(x, bound)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        x, bound = ctx.saved_tensors
-        # Let the gradient through where it would lift x off the bound (or x is above it):
-        # a plain max would stall a value that training pushed below the bound forever.
-        passes = (x >= bound) | (grad < 0)
-        return passes.to(grad.dtype) * grad, None
-
-
-def lower_bound(x: Tensor, bound: Tensor) -> Tensor:
-    """``max(x, bound)``, with a gradient that can still move values up from the bound."""
-    return _LowerBoundFn.apply(x, bound)  # type: ignore[no-any-return]
-
-
-class LowerBound(nn.Module):
-    """:func:`lower_bound` with the bound as a buffer (state_dict key ``bound``)."""
-
-    bound: Tensor
-
-    def __init__(self, bound: float) -> None:
-        super().__init__()
-        self.register_buffer("bound", torch.tensor([float(bound)]))
-
-    def forward(self, x: Tensor) -> Tensor:
-        # No cast of the bound: a float32 bound promotes half-precision inputs (autocast)
-        # to float32, which the likelihoods need.
-        return lower_bound(x, self.bound)
-
-
-def _rans() -> Any:
-    """CompressAI's rANS coder module, imported only when something is coded."""
-    from licodec import _compressai  # noqa: F401  (loads CompressAI without its jit warning)
-    from compressai import ans
-
-    return ans
 
 
 #: Buffers whose size follows the learned parameters: resized to the stored size on load.
@@ -172,33 +132,36 @@ class EntropyModel(nn.Module):
             return inputs.type_as(means) + means
         return inputs.type(dtype)
 
-    def _tables(self) -> tuple[list[list[int]], list[int], list[int]]:
-        if self._quantized_cdf.numel() == 0 or self._offset.numel() == 0 or self._cdf_length.numel() == 0:
+    def coder_tables(self) -> CoderTables:
+        """The tables as the entropy coders use them; rebuilt when the buffers change."""
+        bufs = (self._quantized_cdf, self._cdf_length, self._offset)
+        key = tuple((id(b), b._version, tuple(b.shape)) for b in bufs)
+        cached = self.__dict__.get("_coder_tables_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[no-any-return]
+        if any(b.numel() == 0 for b in bufs):
             raise ValueError("entropy coder tables are empty: run update() first")
         if self._quantized_cdf.dim() != 2 or self._offset.dim() != 1 or self._cdf_length.dim() != 1:
             raise ValueError("malformed entropy coder tables")
-        return (
-            self._quantized_cdf.tolist(),
-            self._cdf_length.reshape(-1).int().tolist(),
-            self._offset.reshape(-1).int().tolist(),
-        )
+        tables = CoderTables.from_arrays(*(b.detach().cpu().numpy() for b in bufs))
+        self.__dict__["_coder_tables_cache"] = (key, tables)
+        return tables
 
     def compress(self, inputs: Tensor, indexes: Tensor, means: Tensor | None = None) -> list[bytes]:
-        """One rANS string per batch element; ``indexes`` pick each element's table."""
+        """One range-coded string per batch element; ``indexes`` pick each element's table."""
         if inputs.dim() < 2:
             raise ValueError("inputs must have at least 2 dimensions (batch, channels, ...)")
         if inputs.shape != indexes.shape:
             raise ValueError("inputs and indexes must have the same shape")
-        symbols = self.quantize(inputs, "symbols", means)
-        cdf, lengths, offsets = self._tables()
-        encoder = _rans().RansEncoder()
-        return [
-            encoder.encode_with_indexes(
-                symbols[i].reshape(-1).tolist(), indexes[i].reshape(-1).int().tolist(),
-                cdf, lengths, offsets,
-            )
-            for i in range(symbols.shape[0])
-        ]
+        symbols = self.quantize(inputs, "symbols", means).cpu().numpy()
+        idx = indexes.cpu().numpy()
+        tables = self.coder_tables()
+        out = []
+        for i in range(symbols.shape[0]):
+            encoder = RangeEncoder()
+            encoder.encode(symbols[i], idx[i], tables)
+            out.append(encoder.finish())
+        return out
 
     def decompress(
         self,
@@ -206,21 +169,21 @@ class EntropyModel(nn.Module):
         indexes: Tensor,
         dtype: torch.dtype = torch.float,
         means: Tensor | None = None,
+        coder: str = CODER_RANGE,
     ) -> Tensor:
-        """Inverse of :meth:`compress` (values, ``means`` added back)."""
+        """Inverse of :meth:`compress` (values, ``means`` added back); ``coder``: the
+        coder that wrote the strings (:mod:`licodec.entropy.coder`)."""
         if not isinstance(strings, (list, tuple)) or len(strings) != indexes.shape[0]:
             raise ValueError("need one string per batch element of indexes")
         if indexes.dim() < 2:
             raise ValueError("indexes must have at least 2 dimensions (batch, channels, ...)")
-        cdf, lengths, offsets = self._tables()
-        decoder = _rans().RansDecoder()
-        out = torch.empty(indexes.shape, dtype=torch.int32, device=indexes.device)
+        tables = self.coder_tables()
+        idx = indexes.cpu().numpy()
+        out = torch.empty(indexes.shape, dtype=torch.int32)
         for i, s in enumerate(strings):
-            values = decoder.decode_with_indexes(
-                s, indexes[i].reshape(-1).int().tolist(), cdf, lengths, offsets
-            )
-            out[i] = torch.tensor(values, dtype=torch.int32, device=out.device).reshape(out[i].shape)
-        return self.dequantize(out, means, dtype)
+            values = make_decoder(coder, s).decode(idx[i], tables)
+            out[i] = torch.from_numpy(values.astype(np.int32)).reshape(out[i].shape)
+        return self.dequantize(out.to(indexes.device), means, dtype)
 
     def _set_tables(self, pmf: Tensor, tail: Tensor, lengths: Tensor) -> None:
         """Quantize ``pmf`` rows (first ``lengths[i]`` entries) + tail mass into ``_quantized_cdf``.
@@ -427,12 +390,14 @@ class EntropyBottleneck(EntropyModel):
         indexes = self._build_indexes(x.shape)
         return super().compress(x, indexes, self._medians_for(x.shape[0], x.dim() - 2))
 
-    def decompress(self, strings: Sequence[bytes], size: Sequence[int]) -> Tensor:  # type: ignore[override]
+    def decompress(  # type: ignore[override]
+        self, strings: Sequence[bytes], size: Sequence[int], coder: str = CODER_RANGE
+    ) -> Tensor:
         """Decode :meth:`compress`'s strings into a (len(strings), C, *size) tensor."""
         indexes = self._build_indexes((len(strings), self._quantized_cdf.shape[0], *size))
         indexes = indexes.to(self._quantized_cdf.device)
         medians = self._medians_for(len(strings), len(size))
-        return super().decompress(strings, indexes, medians.dtype, medians)
+        return super().decompress(strings, indexes, medians.dtype, medians, coder)
 
 
 class GaussianConditional(EntropyModel):

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from licodec.errors import LicodecError
+
 __all__ = [
     "METHODS",
     "MIN_OVERLAP_FRACTION",
@@ -91,7 +93,12 @@ def _integral_mean(
         a, b = (lo - mu) / sigma, (hi - mu) / sigma
         return float((np.polyval(prim, b) - np.polyval(prim, a)) * sigma / (hi - lo))
     if method == "pchip":
-        from scipy.interpolate import PchipInterpolator
+        try:
+            from scipy.interpolate import PchipInterpolator
+        except ImportError:
+            raise LicodecError(
+                "PCHIP BD-rates need SciPy: pip install 'licodec[eval]' (or use --method cubic)"
+            ) from None
 
         if np.any(np.diff(x) <= 0):
             raise ValueError(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from licodec.errors import InputError, OutputError
+from licodec.errors import InputError, LicodecError, OutputError
 
 __all__ = ["check_figure_path", "plot_rd", "save_figure"]
 
@@ -34,8 +34,11 @@ def plot_rd(
     (png, pdf, svg).
     """
     # A bare Figure renders with the Agg canvas; pyplot (and a GUI backend) is never needed.
-    import matplotlib
-    from matplotlib.figure import Figure
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise LicodecError("plots need matplotlib: pip install 'licodec[eval]'") from None
 
     if metric not in _YLABEL:
         raise InputError(f"unknown metric {metric!r} (choose from {', '.join(_YLABEL)})")

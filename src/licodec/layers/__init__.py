@@ -1,6 +1,6 @@
-"""Building blocks: window attention, Swin/TCM transformer blocks, WAM, SWAtten, TCM mixture."""
+"""Building blocks: window attention, Swin/TCM transformer blocks, WAM, SWAtten, TCM mixture,
+and the basic conv, GDN and residual blocks of the CNN transforms."""
 
-from licodec import _compressai  # noqa: F401  (first: loads CompressAI without its jit warning)
 from licodec.layers.attention import (
     TCMWindowAttention,
     WindowAttention,
@@ -9,6 +9,20 @@ from licodec.layers.attention import (
     window_merge,
     window_partition,
     windowed_attention,
+)
+from licodec.layers.basic import (
+    GDN,
+    DropPath,
+    LowerBound,
+    NonNegativeParametrizer,
+    ResidualBlock,
+    ResidualBlockUpsample,
+    ResidualBlockWithStride,
+    conv,
+    conv1x1,
+    conv3x3,
+    deconv,
+    subpel_conv3x3,
 )
 from licodec.layers.gated import WAM, ResidualUnit, SWAtten, WinBasedAttention
 from licodec.layers.tcm import ConvTransBlock
@@ -24,12 +38,19 @@ from licodec.layers.transformer import (
 )
 
 __all__ = [
+    "GDN",
     "WAM",
     "ConvTransBlock",
+    "DropPath",
+    "LowerBound",
     "Mlp",
+    "NonNegativeParametrizer",
     "PatchEmbed",
     "PatchMerging",
     "PatchSplit",
+    "ResidualBlock",
+    "ResidualBlockUpsample",
+    "ResidualBlockWithStride",
     "ResidualUnit",
     "SWAtten",
     "SwinBlock",
@@ -39,8 +60,13 @@ __all__ = [
     "WinBasedAttention",
     "WindowAttention",
     "WindowBlockPair",
+    "conv",
+    "conv1x1",
+    "conv3x3",
+    "deconv",
     "relative_position_index",
     "shifted_window_mask",
+    "subpel_conv3x3",
     "window_merge",
     "window_partition",
     "windowed_attention",

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from compressai.layers import conv1x1, conv3x3
 from torch import Tensor, nn
 
 from licodec.layers.attention import WindowAttention, windowed_attention
+from licodec.layers.basic import conv1x1, conv3x3
 from licodec.layers.transformer import WindowBlockPair
 
 __all__ = ["WAM", "ResidualUnit", "SWAtten", "WinBasedAttention"]

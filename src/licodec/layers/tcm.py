@@ -8,9 +8,9 @@ Reference:
 from __future__ import annotations
 
 import torch
-from compressai.layers import ResidualBlock, conv1x1
 from torch import Tensor, nn
 
+from licodec.layers.basic import ResidualBlock, conv1x1
 from licodec.layers.transformer import TCMBlock
 
 __all__ = ["ConvTransBlock"]

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import StochasticDepth
 
 from licodec.layers.attention import (
     TCMWindowAttention,
@@ -25,6 +24,7 @@ from licodec.layers.attention import (
     _WindowAttentionBase,
     windowed_attention,
 )
+from licodec.layers.basic import DropPath
 
 __all__ = [
     "Mlp",
@@ -57,7 +57,7 @@ class _PreNormWindowBlock(nn.Module):
     def __init__(self, shift: int, drop_path: float) -> None:
         super().__init__()
         self.shift = shift
-        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def parts(self) -> tuple[nn.Module, _WindowAttentionBase, nn.Module, nn.Module]:
         raise NotImplementedError

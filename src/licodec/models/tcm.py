@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from functools import partial
 
 import torch.nn.functional as F
-from compressai.layers import (
+from torch import Tensor, nn
+
+from licodec.entropy.channel_ar import ChannelARModel
+from licodec.layers.basic import (
     ResidualBlockUpsample,
     ResidualBlockWithStride,
     conv3x3,
     subpel_conv3x3,
 )
-from torch import Tensor, nn
-
-from licodec.entropy.channel_ar import ChannelARModel
 from licodec.layers.gated import SWAtten
 from licodec.layers.tcm import ConvTransBlock
 from licodec.zoo.registry import register_model
@@ -46,7 +46,7 @@ class _SubsampledPointwise(nn.Conv2d):
 
 
 def _down(in_ch: int, out_ch: int) -> ResidualBlockWithStride:
-    """CompressAI's stride-2 residual block with its skip in subsampled form."""
+    """The stride-2 residual block with its skip in subsampled form."""
     block = ResidualBlockWithStride(in_ch, out_ch, 2)
     block.skip = _SubsampledPointwise(in_ch, out_ch, 1, stride=2)
     return block

@@ -9,12 +9,11 @@ Reference:
 
 from __future__ import annotations
 
-from compressai.layers import GDN
-from compressai.models.utils import conv, deconv
 from torch import nn
 
 from licodec.entropy.channel_ar import ChannelARModel
 from licodec.entropy.hyper import hyper_analysis, hyper_synthesis
+from licodec.layers.basic import GDN, conv, deconv
 from licodec.layers.gated import WAM
 from licodec.zoo.registry import register_model
 
