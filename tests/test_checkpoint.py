@@ -51,6 +51,11 @@ def test_authors_layout_loads_strictly_and_reproduces_outputs(
     with torch.no_grad():
         assert torch.equal(model(x)["x_hat"], trained_like(x)["x_hat"])
     assert model.compress(x)["strings"] == trained_like.compress(x)["strings"]
+    # The checkpoint's own coder tables are kept, not rebuilt.
+    sd["module.gaussian_conditional._quantized_cdf"][0, 1] += 1
+    torch.save(ckpt, path)
+    kept = load_authors_checkpoint(path, "stf-tiny").gaussian_conditional._quantized_cdf
+    assert torch.equal(kept, sd["module.gaussian_conditional._quantized_cdf"])
 
 
 def test_even_older_eb_names_are_renamed() -> None:
@@ -97,10 +102,48 @@ def test_weights_round_trip_keeps_config_and_bitstream(
     assert meta["digest"] == weights_digest(trained_like).hex() == weights_digest(model).hex()
     x = smooth_image(50, 70)
     assert model.compress(x)["strings"] == trained_like.compress(x)["strings"]
-    # No CDF tables stored: they are rebuilt on load.
-    assert os.path.getsize(path) < sum(
-        v.numel() * v.element_size() for v in trained_like.state_dict().values()
-    )
+    # The coder tables are stored and used as they are: a model whose tables were built
+    # differently (here: altered) hands its own tables on, and no load rebuilds them.
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        stored = {k: f.get_tensor(k) for k in f.keys()}
+    for key in ("entropy_bottleneck._quantized_cdf", "gaussian_conditional._quantized_cdf",
+                "gaussian_conditional.scale_table", "gaussian_conditional._offset"):
+        assert torch.equal(stored[key], trained_like.state_dict()[key]), key
+    odd = create_model("stf-tiny")
+    odd.load_state_dict(trained_like.state_dict())
+    odd.eval()
+    cdf = odd.entropy_bottleneck._quantized_cdf
+    cdf[0, 1] += 1  # one CDF entry moved by a unit: still a valid table
+    other = save_weights(odd, tmp_path / "odd.safetensors")
+    loaded, _ = load_weights(other)
+    assert torch.equal(loaded.entropy_bottleneck._quantized_cdf, cdf)
+    assert weights_digest(loaded) == weights_digest(trained_like)  # tables are not digested
+
+
+def test_weights_without_tables_get_them_built(tmp_path: Path, trained_like: torch.nn.Module) -> None:
+    """Files of licodec 0.1 (the shipped wacnn-lite versions) stored no tables."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = save_weights(trained_like, tmp_path / "w.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        kept = {k: f.get_tensor(k) for k in f.keys()
+                if k.rsplit(".", 1)[-1] not in ("_quantized_cdf", "_offset", "_cdf_length",
+                                                 "scale_table")}
+    save_file(kept, str(path), metadata=meta)
+    model, _ = load_weights(path)
+    for key, value in trained_like.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    # some tables but not all: refused
+    with safe_open(str(save_weights(trained_like, tmp_path / "v.safetensors")), "pt") as f:
+        meta = f.metadata()
+        part = {k: f.get_tensor(k) for k in f.keys() if not k.endswith("scale_table")}
+    save_file(part, str(tmp_path / "v.safetensors"), metadata=meta)
+    with pytest.raises(ModelError, match="incomplete coder tables"):
+        load_weights(tmp_path / "v.safetensors")
 
 
 def test_tampered_weights_are_detected(tmp_path: Path, trained_like: torch.nn.Module) -> None:

@@ -86,7 +86,12 @@ def test_half_storage_halves_the_file_and_loads_the_same_model(tmp_path: Path) -
     model = create_model("wacnn-tiny").eval()
     full = save_weights(model, tmp_path / "full.safetensors")
     half = save_weights(model, tmp_path / "half.safetensors", half=True)  # rounds `model`
-    assert half.stat().st_size < 0.62 * full.stat().st_size
+    # the coder tables (int32, the same in both) aside, the file is about half as large
+    tables = sum(v.numel() * v.element_size() for k, v in model.state_dict().items()
+                 if k.rsplit(".", 1)[-1] in ("_quantized_cdf", "_offset", "_cdf_length",
+                                             "scale_table"))
+    assert tables > 0
+    assert half.stat().st_size - tables < 0.62 * (full.stat().st_size - tables)
     loaded, meta = load_weights(half)  # the digest check passes: same float32 values
     assert "float16" in meta["storage"]
     model.update(force=True)

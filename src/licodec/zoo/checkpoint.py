@@ -85,7 +85,12 @@ def load_authors_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Ten
                 buf.resize_(sd[key].shape)
     nn.Module.load_state_dict(model, sd, strict=True)
     model.eval()
-    model.update(force=True)  # type: ignore[operator]
+    # Tables the checkpoint carries are kept (they are what its authors coded with); a
+    # checkpoint saved before update() has empty ones, built here.
+    tables = [t for k, t in model.state_dict().items()
+              if k.rsplit(".", 1)[-1] in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")]
+    if not tables or any(t.numel() == 0 for t in tables):
+        model.update(force=True)  # type: ignore[operator]
     return model
 
 

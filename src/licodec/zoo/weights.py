@@ -2,9 +2,13 @@
 
 The config names the registered architecture and its exact kwargs, so a
 file always rebuilds the model it was saved from; nothing is guessed from
-tensor shapes. The coder's CDF tables are not stored: they are a
-deterministic function of the parameters and are rebuilt by ``update()``
-on load (which keeps the files smaller by about 1 MB each).
+tensor shapes. The coder's CDF tables are stored too (about 1 MB, most of it
+the Gaussian tables), as the authors' checkpoints store them: the decoder uses
+the encoder's tables instead of rebuilding them from the parameters, whose
+float arithmetic differs between CPUs. Files written before they were stored
+(licodec 0.1, e.g. the shipped ``wacnn-lite`` versions) have none, and
+``load_weights`` builds them with ``update()``. The digest covers only the
+parameters and the other buffers, so adding tables never changes it.
 
 ``save_weights(..., half=True)`` stores the large weight tensors as float16
 (half the file size, which is what lets several shipped models fit in the
@@ -40,7 +44,8 @@ __all__ = [
 
 FORMAT_VERSION = 1
 _META_KEY = "licodec"
-# Rebuilt by update(); never stored.
+# The coder tables: built by update() and stored with the weights (since licodec 0.2;
+# older files have none, and load_weights builds them). Not part of the digest.
 _DERIVED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 
 
@@ -69,6 +74,13 @@ def _stored_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
         for k, v in model.state_dict().items()
         if not _is_derived(k)
     }
+
+
+def _coder_tables(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's coder tables as stored (empty when they were never built)."""
+    tables = {k: v.detach().cpu().contiguous()
+              for k, v in model.state_dict().items() if _is_derived(k)}
+    return tables if tables and all(t.numel() > 0 for t in tables.values()) else {}
 
 
 def weights_digest(model: nn.Module) -> bytes:
@@ -150,6 +162,13 @@ def save_weights(
     tensors = _stored_tensors(model)
     for name in halves:
         tensors[name] = tensors[name].half()
+    # The coder tables travel with the weights, so no machine rebuilds them (the z tables'
+    # floats differ between CPUs). Those of a model that never built them are built here.
+    tables = _coder_tables(model)
+    if not tables and callable(getattr(model, "update", None)):
+        model.update()  # type: ignore[operator]
+        tables = _coder_tables(model)
+    tensors.update(tables)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -221,6 +240,7 @@ def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu
     config = read_config(path)
     model = model_from_config(config)
     tensors = load_file(str(path), device="cpu")
+    tables = {k: tensors.pop(k) for k in [k for k in tensors if _is_derived(k)]}
     expected = _stored_tensors(model)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -237,10 +257,15 @@ def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu
                 f"{path}: {key} has shape {list(t.shape)}, {config['arch']} expects "
                 f"{list(expected[key].shape)}"
             )
-    # Derived CDF buffers are absent on purpose; update() rebuilds them.
     nn.Module.load_state_dict(model, tensors, strict=False)
+    wanted = {k for k in model.state_dict() if _is_derived(k)}
+    if tables and set(tables) != wanted:
+        raise ModelError(f"{path}: incomplete coder tables (missing {sorted(wanted - set(tables))[:3]})")
+    if tables:  # as the encoder that wrote the weights built them
+        nn.Module.load_state_dict(model, tables, strict=False)
     model.to(device).eval()
-    model.update(force=True)  # type: ignore[operator]
+    if not tables:  # weights of licodec 0.1: build them here
+        model.update(force=True)  # type: ignore[operator]
     digest = weights_digest(model).hex()
     if config.get("digest") and config["digest"] != digest:
         raise ModelError(f"{path} is corrupt: weights digest {digest} != recorded {config['digest']}")
