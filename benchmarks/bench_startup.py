@@ -10,8 +10,9 @@ interleaved run by run with this one so that a background load hits both alike::
     git worktree add --detach /tmp/licodec-before <commit>
     python benchmarks/bench_startup.py --before /tmp/licodec-before --runs 5
 
-``--model`` adds two commands that do run one (decompress of a small file and
-compress of an image, with the shipped default). Prints a table and writes
+``--model`` adds commands that do run one, with the shipped default: decompress of
+a 300x200 file (each tree's own format) and of the committed format-2 file,
+compress of the 300x200 picture and of kodim23 (when ``../shared`` has it). Prints a table and writes
 ``benchmarks/results/startup_<timestamp>.json``.
 """
 
@@ -60,7 +61,13 @@ def _image(path: Path, width: int, height: int) -> None:
     Image.fromarray(coarse.astype(np.uint8)).resize((width, height), Image.BICUBIC).save(path)
 
 
-def _commands(tmp: Path, with_model: bool) -> list[tuple[str, list[str]]]:
+#: Replaced in an argv by the tree's own file of the 300x200 picture (each tree
+#: decodes a file of its own format version).
+SMALL = "@SMALL@"
+
+
+def _commands(tmp: Path, with_model: bool,
+              trees: dict[str, Path]) -> list[tuple[str, list[str]]]:
     """(label, argv) of each command; the files they need are made in ``tmp``."""
     lic = REPO / "tests" / "data" / "wacnn-lite-v4.lic"
     (tmp / "empty").mkdir(exist_ok=True)
@@ -79,15 +86,21 @@ def _commands(tmp: Path, with_model: bool) -> list[tuple[str, list[str]]]:
     if with_model:
         img = tmp / "img300x200.png"
         _image(img, 300, 200)
-        small = tmp / "img300x200.lic"
-        subprocess.run([sys.executable, "-m", "licodec", "compress", "-q", "-f", str(img),
-                        "-o", str(small)], check=True, env=_env(_src(str(REPO))))
+        for name, src in trees.items():
+            subprocess.run([sys.executable, "-m", "licodec", "compress", "-q", "-f", str(img),
+                            "-o", str(tmp / f"small-{name}.lic")], check=True, env=_env(src))
         cmds += [
             ("decompress 300x200 (model)",
-             ["decompress", "-q", "-f", str(small), "-o", str(tmp / "out.png")]),
+             ["decompress", "-q", "-f", SMALL, "-o", str(tmp / "out.png")]),
+            ("decompress 301x199 format 2 (model)",
+             ["decompress", "-q", "-f", str(lic), "-o", str(tmp / "out2.png")]),
             ("compress 300x200 (model)",
              ["compress", "-q", "-f", str(img), "-o", str(tmp / "out.lic")]),
         ]
+        kodim23 = REPO.parent / "shared" / "data" / "kodak" / "kodim23.png"
+        if kodim23.is_file():
+            cmds.append(("compress kodim23 (model)",
+                         ["compress", "-q", "-f", str(kodim23), "-o", str(tmp / "k23.lic")]))
     return cmds
 
 
@@ -125,13 +138,14 @@ def main() -> None:
     info: dict[str, dict[str, dict[str, object]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_startup_") as d:
         tmp = Path(d)
-        cmds = _commands(tmp, args.model)
+        cmds = _commands(tmp, args.model, trees)
         for label, argv in cmds:
             samples[label] = {name: [] for name in trees}
             info[label] = {}
             for _ in range(args.runs):
                 for name, src in trees.items():  # interleaved: the same load for both
-                    seconds, rc, torch = _once(src, argv, tmp)
+                    own = [str(tmp / f"small-{name}.lic") if a == SMALL else a for a in argv]
+                    seconds, rc, torch = _once(src, own, tmp)
                     samples[label][name].append(seconds)
                     info[label][name] = {"rc": rc, "torch": torch}
 
