@@ -50,6 +50,7 @@ def test_round_trip_odd_sizes_bit_exact(name: str) -> None:
         assert result.tiles == 1 and result.stats["overhead_bytes"] < 40
         assert result.bpp == pytest.approx(len(result.data) * 8 / (h * w))
         info = file_info(result.data)
+        assert (info["format_version"], info["coder"]) == (4, "range")
         assert (info["model"], info["quality"], info["metric"]) == (name, 3, "mse")
         assert (info["width"], info["height"], info["colour"]) == (w, h, "RGB")
 

@@ -134,7 +134,7 @@ def test_usage_errors_import_no_torch(argv: list[str], message: str | None) -> N
 def test_info_imports_no_torch() -> None:
     run = _licodec("info", str(LIC))
     assert run.rc == 0, run.err
-    assert run.out.startswith(f"{LIC}: licodec format "), run.out
+    assert run.out.startswith(f"{LIC}: licodec format 2 (CompressAI rANS streams)\n"), run.out
     assert "  model    wacnn-lite" in run.out
     _no_torch(run)
 
@@ -142,6 +142,7 @@ def test_info_imports_no_torch() -> None:
     assert run.rc == 0, run.err
     info = json.loads(run.out)
     assert info["file"] == "<stdin>" and info["model"] == "wacnn-lite"
+    assert (info["format_version"], info["coder"]) == (2, "rans")
     _no_torch(run)
 
 

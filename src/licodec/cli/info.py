@@ -46,7 +46,7 @@ def _text(name: str, d: dict[str, Any]) -> str:
     if d["text_chunks"]:
         extras.append(f"{d['text_chunks']} text chunk{'s' if d['text_chunks'] > 1 else ''}")
     lines = [
-        f"{name}: licodec format {d['format_version']}",
+        f"{name}: licodec format {d['format_version']} ({_CODERS.get(d['coder'], d['coder'])})",
         (
             f"  model    {d['model']} (quality {d['quality']}, {metric}), "
             f"weights {d['weights_digest']}"
@@ -61,6 +61,9 @@ def _text(name: str, d: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+_CODERS = {"range": "range-coded", "rans": "CompressAI rANS streams"}
 
 
 def run(args: argparse.Namespace) -> int:

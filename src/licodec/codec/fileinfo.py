@@ -25,6 +25,7 @@ def file_info(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS
     n_px = c.width * c.height
     return {
         "format_version": c.version,
+        "coder": c.coder,
         "model": c.model_id,
         "quality": c.quality,
         "metric": c.metric,
