@@ -108,6 +108,8 @@ def test_help_imports_no_torch(argv: list[str]) -> None:
          "got 32")),
         (["decompress", "x.lic", "--max-pixels", "0"],
          "argument --max-pixels: expected a positive integer, got 0"),
+        (["bitmap", "x.png", "-o", "m.png", "--device", "tpu"],
+         "argument --device: unknown device 'tpu'; choose cpu, cuda, cuda:N, mps or auto"),
         (["info", "--nope", "x.lic"], "unrecognized arguments: --nope"),
         (["eval", "DIR"], "the following arguments are required: -o/--output"),
         (["eval", "DIR", "-o", "x.json", "--qualities", "3,3"],
@@ -213,6 +215,9 @@ def test_compress_input_and_output_errors_import_no_torch(tmp_path: Path) -> Non
     exists.write_bytes(b"x")
     cases = [
         (["compress", str(missing)], 3, f"licodec: error: {missing}: no such file"),
+        # a device is checked when the model loads: inputs first, and no torch for them
+        (["compress", str(missing), "--device", "cuda"], 3,
+         f"licodec: error: {missing}: no such file"),
         (["compress", str(empty)], 3,
          f"licodec: error: {empty}: directory has no "),
         (["compress", str(img), "--max-input", "100", "-o", str(tmp_path / "a.lic")], 3,
@@ -245,6 +250,8 @@ def test_decompress_input_and_output_errors_import_no_torch(tmp_path: Path) -> N
     out = str(tmp_path / "o.png")
     cases = [
         (["decompress", str(missing)], 3, f"licodec: error: {missing}: no such file"),
+        (["decompress", str(missing), "--device", "mps"], 3,
+         f"licodec: error: {missing}: no such file"),
         (["decompress", str(LIC), "--max-input", "100", "-o", out], 3,
          (f"licodec: error: {LIC}: input is larger than the limit of 100 B "
          "(raise it with --max-input)")),

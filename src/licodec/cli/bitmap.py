@@ -7,7 +7,13 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import add_threads_option, positive_float, positive_int, quality
+    from licodec.codec.cli_support import (
+        add_device_option,
+        add_threads_option,
+        positive_float,
+        positive_int,
+        quality,
+    )
 
     parser = subparsers.add_parser(
         "bitmap",
@@ -60,6 +66,7 @@ def register(subparsers: Any) -> None:
         "--tile-size", type=positive_int, metavar="N", help="tile side, as for compress"
     )
     parser.add_argument("--title", help="figure title (default: image and model)")
+    add_device_option(parser)
     add_threads_option(parser)
     parser.set_defaults(func=run)
 
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from licodec.codec.cli_support import apply_threads
+    from licodec.codec.device import resolve_device
     from licodec.errors import InputError
     from licodec.eval.bitmap import likelihood_map, render_bitmap
     from licodec.eval.evaluate import resolve_points
@@ -96,11 +104,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             f"--quality {args.quality} does not match {args.weights} (q{point.quality})"
         )
+    device = resolve_device(args.device)
     apply_threads(args.threads)
 
     from licodec.zoo.weights import load_weights
 
-    model, _ = load_weights(point.weights)
+    model, _ = load_weights(point.weights)  # on the CPU, as the codec loads it, then moved
+    model.to(device)
     rate = point.quality - 1 if point.variable_rate and point.quality else None
     bm = likelihood_map(model, rgb, args.tile_size, rate)
     include_z = args.z == "spread"

@@ -10,6 +10,7 @@ DEFAULT_CODECS = "jpeg,webp,jpeg2000,avif,jxl,hevc"
 
 def register(subparsers: Any) -> None:
     from licodec.codec.cli_support import (
+        add_device_option,
         add_threads_option,
         crop_box,
         positive_float,
@@ -66,6 +67,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--title", help="figure title (default: the image name)")
     parser.add_argument("--json", metavar="FILE", help="also write the panels' numbers as JSON")
+    add_device_option(parser)
     add_threads_option(parser)
     parser.set_defaults(func=run)
 
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from licodec.codec.cli_support import apply_threads
+    from licodec.codec.cli_support import apply_threads, check_device
     from licodec.errors import InputError
     from licodec.eval.baselines import get_codec
     from licodec.eval.compare import SIZE_TOLERANCE, render_compare, run_compare
@@ -103,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if not points and not codecs:
         raise InputError("nothing to compare: give a learned model and/or --codecs")
     rgb = load_rgb(args.image)
+    if points:  # classical codecs alone run no model
+        check_device(args.device)
     apply_threads(args.threads)
 
     panels, crop, target = run_compare(
@@ -112,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         codecs=codecs,
         crop=crop,
         tile_size=args.tile_size,
+        device=args.device,
         progress=lambda what: print(f"coding with {what} ...", file=sys.stderr),
     )
     if points:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from licodec.codec.cli_support import add_threads_option, quality
+from licodec.codec.cli_support import add_device_option, add_threads_option, quality
 from licodec.codec.limits import add_max_input_option
 
 
@@ -70,8 +70,10 @@ def register(subparsers: Any) -> None:
         default=True,
         help="compute the entropy parameters in float64 so the file decodes on any machine "
         "(default); --no-portable is faster, but its files decode only where "
-        "torch's float32 arithmetic is bit-identical (same CPU instruction set and torch build)",
+        "torch's float32 arithmetic is bit-identical (same device, CPU instruction set and "
+        "torch build)",
     )
+    add_device_option(parser)
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     add_threads_option(parser)
     parser.add_argument(
@@ -151,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         args.weights,
         tile_size=args.tile_size or DEFAULT_TILE_SIZE,
         portable=args.portable,
+        device=args.device,
     )
     lm = codec.load()
     if args.tile_size is not None:

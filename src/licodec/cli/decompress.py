@@ -6,7 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from licodec.codec.cli_support import add_max_pixels_option, add_threads_option
+from licodec.codec.cli_support import (
+    add_device_option,
+    add_max_pixels_option,
+    add_threads_option,
+)
 from licodec.codec.limits import add_max_input_option, add_max_memory_option
 
 
@@ -32,6 +36,7 @@ def register(subparsers: Any) -> None:
     add_max_memory_option(parser)
     add_max_input_option(parser)
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    add_device_option(parser)
     add_threads_option(parser)
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar or per-image lines"
@@ -46,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from licodec.codec.cli_support import (
         LazyBar,
         apply_threads,
+        check_device,
         for_each_file,
         named,
         note,
@@ -73,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
     pre_read: dict[str, bytes] = {}
     if not many:
         pre_read[inputs[0]] = read_bytes(inputs[0], args.max_input)
+    check_device(args.device)  # once, not per file (the model loads with the first file)
     apply_threads(args.threads)
-    codec = Codec(None, None, args.weights, max_pixels=args.max_pixels or MAX_PIXELS)
+    codec = Codec(
+        None, None, args.weights, max_pixels=args.max_pixels or MAX_PIXELS, device=args.device
+    )
     codec.max_memory = args.max_memory
     if args.weights is not None:
         codec.load()

@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import positive_int, quality_list
+    from licodec.codec.cli_support import add_device_option, positive_int, quality_list
 
     parser = subparsers.add_parser(
         "eval",
@@ -67,6 +67,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="tile side in pixels, as for compress (default: 1024)",
     )
+    add_device_option(parser)
     parser.add_argument("--name", help="curve name in the output (default: 'licodec MODEL')")
     parser.add_argument(
         "--dataset", help="data-set name stored in the output (default: DIR's name)"
@@ -89,12 +90,14 @@ def _fmt(v: Any, spec: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from licodec.codec.cli_support import check_device
     from licodec.eval.baselines import list_images
     from licodec.eval.evaluate import OperatingPoint, resolve_points, run_eval
 
     images = list_images(args.directory)
     points = resolve_points(args.model, args.qualities, args.weights)
     dataset = args.dataset or Path(args.directory).resolve().name
+    check_device(args.device)
 
     data = run_eval(
         images,
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         name=args.name,
         dataset=dataset,
+        device=args.device,
     )
     # The file's points: those asked for, and any an earlier run put there.
     in_file = [OperatingPoint.from_meta(d) for d in data["meta"]["points"]]

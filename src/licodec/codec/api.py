@@ -13,6 +13,12 @@ Model resolution (one place each, so the shipped-weights issue only fills in
 * a model object -> used as is (it must carry ``arch`` and have had ``update()``);
 * otherwise -> :func:`find_pretrained` (the zoo's default for a model name and
   quality), which raises :class:`ModelError` while no weights are installed.
+
+``device=`` (:mod:`licodec.codec.device`) says where the networks run; it is
+resolved when the first model loads. Weights are loaded on the CPU (their
+digest and any coder tables built there, as on every machine) and then moved;
+the entropy coder stays on the CPU, and the outputs (bytes, PIL images) do not
+depend on the device's type.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from licodec.codec.container import (
     serialise,
     tile_rects,
 )
+from licodec.codec.device import resolve_device
 from licodec.codec.fileinfo import file_info
 from licodec.codec.image_io import (
     ImageSource,
@@ -160,8 +167,16 @@ def _digest(module: Any) -> bytes:
     return weights_digest(module)
 
 
-def _from_weights_file(path: str | os.PathLike[str], arch: str | None = None) -> LoadedModel:
-    """Load a weights file; ``arch`` (if given) must match its config, checked before loading."""
+def _from_weights_file(
+    path: str | os.PathLike[str],
+    arch: str | None = None,
+    device: str | torch.device | None = None,
+) -> LoadedModel:
+    """Load a weights file; ``arch`` (if given) must match its config, checked before loading.
+
+    Loaded on the CPU, then moved to ``device`` (None: stays there), which is
+    resolved after the cheap checks: a missing file is reported without torch.
+    """
     from licodec.zoo.weights import load_weights, read_config
 
     if not Path(path).is_file():
@@ -170,23 +185,31 @@ def _from_weights_file(path: str | os.PathLike[str], arch: str | None = None) ->
         found = read_config(path)["arch"]
         if found != arch:
             raise ModelError(f"--model {arch} does not match the weights file, which is {found}")
+    target = None if device is None else resolve_device(device)
     module, meta = load_weights(path)
     quality = meta.get("quality")
     metric = meta.get("metric")
+    digest = _digest(module)  # on the CPU: digesting device tensors would copy them back
+    if target is not None:
+        module.to(target)
     return LoadedModel(
         module,
         str(meta["arch"]),
-        _digest(module),
+        digest,
         int(quality) if isinstance(quality, int) and 0 <= quality <= MAX_QUALITY else 0,
         str(metric) if metric else None,
         Path(path),
     )
 
 
-def _from_module(module: Any, quality: int | None, metric: str | None) -> LoadedModel:
+def _from_module(
+    module: Any, quality: int | None, metric: str | None, device: str | torch.device | None = None
+) -> LoadedModel:
     arch = getattr(module, "arch", None)
     if not isinstance(arch, str):
         raise ModelError("the model has no registry id (build it with licodec.create_model)")
+    if device is not None:
+        module.to(resolve_device(device))  # in place, as nn.Module.to is
     module.eval()
     return LoadedModel(module, arch, _digest(module), int(quality or 0), metric)
 
@@ -196,14 +219,15 @@ def resolve_model(
     quality: int | None,
     weights: str | os.PathLike[str] | None,
     metric: str | None = None,
+    device: str | torch.device | None = None,
 ) -> LoadedModel:
-    """The model to encode with (see the module docstring for the order)."""
+    """The model to encode with (see the module docstring for the order), on ``device``."""
     if quality is not None and not 0 <= int(quality) <= MAX_QUALITY:
         raise ModelError(f"quality must be in 0..{MAX_QUALITY}, got {quality}")
     if weights is not None:
         if isinstance(model, str):
             _check_model_name(model)
-        lm = _from_weights_file(weights, model if isinstance(model, str) else None)
+        lm = _from_weights_file(weights, model if isinstance(model, str) else None, device)
         if quality is not None and lm.quality and quality != lm.quality:
             raise ModelError(
                 f"--quality {quality} does not match the weights file (quality {lm.quality})"
@@ -212,13 +236,13 @@ def resolve_model(
             lm.quality = int(quality)
         return lm
     if model is not None and not isinstance(model, str):
-        return _from_module(model, quality, metric)
+        return _from_module(model, quality, metric, device)
     if model is not None:
         _check_model_name(model)
     from licodec.zoo.pretrained import resolve_entry
 
     entry = resolve_entry(model, quality, metric)
-    lm = _from_weights_file(entry.path)
+    lm = _from_weights_file(entry.path, device=device)
     if lm.num_rates:
         lm.quality = entry.quality
     return lm
@@ -324,20 +348,34 @@ class EncodeResult:
 # -- pixel helpers ---------------------------------------------------------------
 
 
-def _to_tensor(tile: np.ndarray) -> torch.Tensor:
+def _to_tensor(tile: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A (1, 3, H, W) float tensor in [0, 1] on ``device`` (scaled there: exact in float32)."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None].float().div_(255)
+    t = torch.from_numpy(np.ascontiguousarray(tile)).to(device)
+    return t.permute(2, 0, 1)[None].float().div_(255)
 
 
 def _to_pixels(x_hat: torch.Tensor, colour: ColourMode) -> np.ndarray:
-    """uint8 H x W x 3 (or H x W for grayscale) from a (1, 3, H, W) reconstruction."""
+    """uint8 H x W x 3 (or H x W for grayscale) from a (1, 3, H, W) reconstruction.
+
+    Rounded where ``x_hat`` lives; only the uint8 pixels come back to the CPU.
+    """
     import torch
 
     x = x_hat[0].clamp(0, 1)
     if colour.channels == 1:
-        return x.mean(dim=0).mul_(255).round_().to(torch.uint8).contiguous().numpy()
-    return x.mul(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+        return x.mean(dim=0).mul_(255).round_().to(torch.uint8).cpu().contiguous().numpy()
+    return x.mul(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().contiguous().numpy()
+
+
+def _check_portable_device(device: torch.device, portable: bool, what: str) -> None:
+    """Portable coding computes in float64, which Apple's MPS does not have."""
+    if portable and device.type == "mps":
+        raise ModelError(
+            f"{what} needs float64, which MPS does not support; use --device cpu"
+            + (" or --no-portable" if what == "portable coding" else "")
+        )
 
 
 def _image_of(pixels: np.ndarray, c: Container, alpha: np.ndarray | None) -> Image.Image:
@@ -371,11 +409,16 @@ class Codec:
         tile_size: tile side in pixels (rounded to the model's padding multiple).
         max_pixels: largest declared image a file may have when decoding.
         portable: compute the entropy parameters in float64 when encoding, so
-            that the file decodes on any machine (recorded in the file; it
-            costs time, see docs/format.md). Without it a file
+            that the file decodes on any machine and device (recorded in the
+            file; it costs time, see docs/format.md). Without it a file
             decodes only where the model's float32 arithmetic is bit-identical
-            (same CPU instruction set and torch build); elsewhere decoding
-            stops with a checksum error.
+            (same device, CPU instruction set and torch build); elsewhere
+            decoding stops with a checksum error.
+        device: where the networks run: "cpu" (default), "cuda", "cuda:N",
+            "mps", "auto" (cuda, else mps, else cpu) or a ``torch.device``.
+            Checked when the first model loads (:class:`ModelError` if this
+            machine lacks it); a model object is moved there in place. The
+            entropy coder runs on the CPU whatever the device.
 
     Decoding checks that a file was written by these weights (id and digest);
     a codec built without a model resolves each file's model through the zoo.
@@ -391,6 +434,7 @@ class Codec:
         tile_size: int = DEFAULT_TILE_SIZE,
         max_pixels: int = MAX_PIXELS,
         portable: bool = True,
+        device: str | torch.device = "cpu",
     ) -> None:
         if tile_size < 1:
             raise InputError(f"tile size must be positive, got {tile_size}")
@@ -401,6 +445,8 @@ class Codec:
         self.tile_size = int(tile_size)
         self.max_pixels = int(max_pixels)
         self.portable = bool(portable)
+        self._device_spec = device
+        self._device: torch.device | None = None
         self._encoder: LoadedModel | None = None
         self._decoders: dict[tuple[str, bytes], LoadedModel] = {}
 
@@ -411,11 +457,21 @@ class Codec:
             self._model_arg is not None and not isinstance(self._model_arg, str)
         )
 
+    @property
+    def device(self) -> torch.device:
+        """The device the models run on, resolved on first use (this imports torch).
+
+        Raises :class:`ModelError` when the name is malformed or this machine lacks it.
+        """
+        if self._device is None:
+            self._device = resolve_device(self._device_spec)
+        return self._device
+
     def load(self) -> LoadedModel:
-        """Resolve (once) and return the model used for encoding."""
+        """Resolve (once) and return the model used for encoding, on :attr:`device`."""
         if self._encoder is None:
             self._encoder = resolve_model(
-                self._model_arg, self._quality, self._weights, self._metric
+                self._model_arg, self._quality, self._weights, self._metric, self._device_spec
             )
         return self._encoder
 
@@ -438,8 +494,12 @@ class Codec:
         t0 = time.perf_counter()
         # The image is read before the model loads: a bad input costs no torch import.
         src = load_image(image, keep_alpha=keep_alpha, name=name, keep_metadata=keep_metadata)
+        if self._device_spec != "cpu":  # refused before loading ("cpu": no torch before that)
+            _check_portable_device(self.device, self.portable, "portable coding")
         lm = self.load()
         import torch  # already loaded with the model
+
+        device = self.device
         check_tile_size(self.tile_size, lm.pad_multiple, lm.arch)  # the decoder refuses smaller
         notices = list(src.notices)
         eff = effective_tile_size(self.tile_size, lm.pad_multiple)
@@ -455,7 +515,7 @@ class Codec:
         rate = lm.rate_kwargs()
         with torch.inference_mode():
             for i, (x, y, w, h) in enumerate(rects):
-                xt = _to_tensor(src.rgb_tile(x, y, w, h))
+                xt = _to_tensor(src.rgb_tile(x, y, w, h), device)
                 try:
                     out = model.compress(xt, **rate, portable=self.portable, reconstruct=True)
                     strings = out["strings"]
@@ -579,7 +639,7 @@ class Codec:
                     from licodec.zoo.pretrained import entry_for_digest
 
                     entry = entry_for_digest(c.model_id, c.weights_digest.hex(), c.quality)
-                    lm_opt = _from_weights_file(entry.path)
+                    lm_opt = _from_weights_file(entry.path, device=self._device_spec)
                 self._decoders[key] = lm_opt
             lm = lm_opt
         if lm.arch != c.model_id:
@@ -608,6 +668,8 @@ class Codec:
         budget = self.max_memory if max_memory is None else max_memory
         check_header(c)
         _check_before_loading(c, budget)  # a hostile file costs no weights loading
+        if self._device_spec != "cpu":  # before the weights move there ("cpu": no torch yet)
+            _check_portable_device(self.device, c.portable, "a portable file")
         lm = self._decoder_for(c)
         geo = _geometry(lm)
         check_decode(c, geo, budget)
@@ -685,11 +747,14 @@ def compress(
     keep_alpha: bool = True,
     keep_metadata: str = "all",
     portable: bool = True,
+    device: str | torch.device = "cpu",
 ) -> bytes:
-    """Compress ``image`` (path, bytes, PIL image or uint8 array) into ``.lic`` bytes."""
-    return Codec(model, quality, weights, tile_size=tile_size, portable=portable).compress(
-        image, keep_alpha=keep_alpha, keep_metadata=keep_metadata
-    )
+    """Compress ``image`` (path, bytes, PIL image or uint8 array) into ``.lic`` bytes.
+
+    ``device``: where the model runs (see :class:`Codec`).
+    """
+    codec = Codec(model, quality, weights, tile_size=tile_size, portable=portable, device=device)
+    return codec.compress(image, keep_alpha=keep_alpha, keep_metadata=keep_metadata)
 
 
 def decompress(
@@ -698,6 +763,7 @@ def decompress(
     model: Any | None = None,
     weights: str | os.PathLike[str] | None = None,
     max_pixels: int = MAX_PIXELS,
+    device: str | torch.device = "cpu",
 ) -> Image.Image:
-    """Decode ``.lic`` bytes (or a file path) into a PIL image."""
-    return Codec(model, None, weights, max_pixels=max_pixels).decompress(data)
+    """Decode ``.lic`` bytes (or a file path) into a PIL image; ``device`` as for :class:`Codec`."""
+    return Codec(model, None, weights, max_pixels=max_pixels, device=device).decompress(data)

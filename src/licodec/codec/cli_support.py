@@ -14,9 +14,12 @@ from typing import Any
 
 __all__ = [
     "LazyBar",
+    "add_device_option",
     "add_threads_option",
     "apply_threads",
+    "check_device",
     "crop_box",
+    "device",
     "human_bytes",
     "int_range",
     "named",
@@ -137,6 +140,39 @@ def crop_box(text: str) -> tuple[int, int, int, int]:
     if x < 0 or y < 0 or w < 1 or h < 1:
         raise argparse.ArgumentTypeError(f"x,y must be >= 0 and w,h >= 1, got {text}")
     return x, y, w, h
+
+
+def device(text: str) -> str:
+    """argparse type: a device name (cpu, cuda, cuda:N, mps, auto), canonical.
+
+    Only the spelling is checked here (no torch); whether this machine has the
+    device is checked when the model loads (exit 5).
+    """
+    from licodec.codec.device import parse_device
+
+    try:
+        return parse_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        type=device,
+        default="cpu",
+        metavar="{cpu,cuda,cuda:N,mps,auto}",
+        help="where the model runs (default: cpu); auto picks cuda, then mps, then cpu. "
+        "The entropy coder always runs on the CPU",
+    )
+
+
+def check_device(name: str) -> None:
+    """Fail now (exit 5) if this machine lacks device ``name``; "cpu" needs no torch."""
+    if name != "cpu":
+        from licodec.codec.device import resolve_device
+
+        resolve_device(name)
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:

@@ -131,7 +131,7 @@ def likelihood_map(
 
     ``tile_size`` defaults to the codec's default; the tile grid follows
     :func:`licodec.codec.tiling.plan_tiles`. ``rate``: operating point of a
-    variable-rate model.
+    variable-rate model. The tiles go to the device of the model's parameters.
     """
     import torch
 
@@ -147,19 +147,22 @@ def likelihood_map(
     z_map = np.zeros((h, w), dtype=np.float64)
     recon = np.empty_like(rgb)
     y_bits = z_bits = 0.0
+    param = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    device = param.device if param is not None else torch.device("cpu")
     t0 = time.perf_counter()
     with torch.inference_mode():
         for x0, y0, tw, th in rects:
             tile = np.array(rgb[y0 : y0 + th, x0 : x0 + tw])  # writable copy for torch
-            xt = torch.from_numpy(tile).permute(2, 0, 1)[None].float().div_(255)
+            xt = torch.from_numpy(tile).to(device).permute(2, 0, 1)[None].float().div_(255)
             try:
                 out = model(xt) if rate is None else model(xt, rate)
                 lik_y = out["likelihoods"]["y"]
                 lik_z = out["likelihoods"]["z"]
             except (RuntimeError, KeyError, TypeError) as exc:
                 raise ModelError(f"model forward pass failed: {exc}") from None
-            cells = (-torch.log2(lik_y.double())).sum(dim=1)[0].numpy()  # (Hy, Wy)
-            tz = float((-torch.log2(lik_z.double())).sum())
+            # float64 on the CPU (MPS has no float64)
+            cells = (-torch.log2(lik_y.cpu().double())).sum(dim=1)[0].numpy()  # (Hy, Wy)
+            tz = float((-torch.log2(lik_z.cpu().double())).sum())
             ph = th + sum(_pads(model, th, tw)[2:])
             stride = max(1, round(ph / cells.shape[0]))
             y_map[y0 : y0 + th, x0 : x0 + tw] = cell_density(

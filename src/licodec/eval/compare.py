@@ -169,6 +169,7 @@ def _learned_panel(
     tile_size: int | None,
     crop: tuple[int, int, int, int],
     progress: Callable[[str], None],
+    device: str = "cpu",
 ) -> Panel:
     from licodec.codec.tiling import DEFAULT_TILE_SIZE
     from licodec.eval.evaluate import point_codec
@@ -180,7 +181,7 @@ def _learned_panel(
     codecs: dict[str, Any] = {}
     for point in points:
         progress(point.label)
-        codec = point_codec(point, tile_size or DEFAULT_TILE_SIZE, codecs)
+        codec = point_codec(point, tile_size or DEFAULT_TILE_SIZE, codecs, device)
         result = codec.encode(rgb, keep_alpha=False, keep_reconstruction=True)
         bpp = 8.0 * len(result.data) / n_px
         score = abs(math.log(bpp / target_bpp)) if target_bpp else 0.0
@@ -211,11 +212,13 @@ def run_compare(
     crop: tuple[int, int, int, int] | None = None,
     tile_size: int | None = None,
     progress: Callable[[str], None] | None = None,
+    device: str = "cpu",
 ) -> tuple[list[Panel], tuple[int, int, int, int], float]:
     """Code ``rgb`` with the learned ``points`` and every codec; return the panels.
 
     Returns (panels, crop, target bpp). The learned panel (if any) comes first
-    and sets the target size; otherwise ``bpp`` does.
+    and sets the target size; otherwise ``bpp`` does. ``device``: where the
+    learned model runs (the classical codecs run as they always do).
     """
     from licodec.eval.baselines import get_codec
     from licodec.eval.metrics import to_uint8_rgb
@@ -238,7 +241,7 @@ def run_compare(
 
     panels: list[Panel] = []
     if points:
-        learned = _learned_panel(rgb, points, bpp, tile_size, crop, note)
+        learned = _learned_panel(rgb, points, bpp, tile_size, crop, note, device)
         panels.append(learned)
         target_bytes = float(learned.num_bytes)
     else:

@@ -239,10 +239,13 @@ def default_points(model: str | None) -> list[OperatingPoint]:
 # --------------------------------------------------------------------------- one image
 
 
-def point_codec(point: OperatingPoint, tile_size: int, cache: dict[str, Any]) -> Any:
+def point_codec(
+    point: OperatingPoint, tile_size: int, cache: dict[str, Any], device: str = "cpu"
+) -> Any:
     """A loaded :class:`~licodec.codec.api.Codec` for ``point``, kept in ``cache``.
 
-    The rates of one variable-rate file share one loaded model.
+    The rates of one variable-rate file share one loaded model; ``device`` is
+    where it runs (see :mod:`licodec.codec.device`).
     """
     from licodec.codec.api import Codec
 
@@ -252,9 +255,10 @@ def point_codec(point: OperatingPoint, tile_size: int, cache: dict[str, Any]) ->
         loaded = next((c.load() for c in cache.values()
                        if c.load().digest.hex() == point.digest), None)
         if loaded is not None:
-            codec = Codec(loaded.module, q, metric=loaded.metric, tile_size=tile_size)
+            codec = Codec(loaded.module, q, metric=loaded.metric, tile_size=tile_size,
+                          device=device)
         else:
-            codec = Codec(weights=point.weights, quality=q, tile_size=tile_size)
+            codec = Codec(weights=point.weights, quality=q, tile_size=tile_size, device=device)
         if codec.load().digest.hex() != point.digest:
             raise ModelError(f"{point.weights} changed while evaluating (digest differs)")
         cache[point.key] = codec
@@ -264,14 +268,21 @@ def point_codec(point: OperatingPoint, tile_size: int, cache: dict[str, Any]) ->
 class _Evaluator:
     """Scores images at every operating point; loads each model once (per process)."""
 
-    def __init__(self, points: Sequence[OperatingPoint], estimate: bool, tile_size: int) -> None:
+    def __init__(
+        self,
+        points: Sequence[OperatingPoint],
+        estimate: bool,
+        tile_size: int,
+        device: str = "cpu",
+    ) -> None:
         self.points = list(points)
         self.estimate = estimate
         self.tile_size = tile_size
+        self.device = device
         self._codecs: dict[str, Any] = {}
 
     def codec(self, point: OperatingPoint) -> Any:
-        return point_codec(point, self.tile_size, self._codecs)
+        return point_codec(point, self.tile_size, self._codecs, self.device)
 
     def image(
         self, path: str | Path, points: Sequence[OperatingPoint] | None = None
@@ -330,6 +341,7 @@ def evaluate_image(
     points: Sequence[OperatingPoint],
     estimate: bool = False,
     tile_size: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Per-image record for ``path`` at every point: lists aligned with ``points``.
 
@@ -340,7 +352,7 @@ def evaluate_image(
     """
     from licodec.codec.tiling import DEFAULT_TILE_SIZE
 
-    return _Evaluator(points, estimate, tile_size or DEFAULT_TILE_SIZE).image(path)
+    return _Evaluator(points, estimate, tile_size or DEFAULT_TILE_SIZE, device).image(path)
 
 
 # Worker processes keep their evaluator (and so their loaded models) here.
@@ -348,13 +360,13 @@ _WORKER: _Evaluator | None = None
 
 
 def _worker_init(
-    points: list[OperatingPoint], estimate: bool, tile_size: int, threads: int
+    points: list[OperatingPoint], estimate: bool, tile_size: int, threads: int, device: str
 ) -> None:
     import torch
 
     torch.set_num_threads(threads)
     global _WORKER
-    _WORKER = _Evaluator(points, estimate, tile_size)
+    _WORKER = _Evaluator(points, estimate, tile_size, device)
 
 
 def _worker_task(path: str, keys: list[str]) -> dict[str, Any]:
@@ -485,6 +497,7 @@ def _build_output(
     dataset: str | None,
     workers: int,
     threads: int | None,
+    device: str = "cpu",
 ) -> dict[str, Any] | None:
     from licodec import __version__
     from licodec.eval.baselines import is_monotone
@@ -514,6 +527,7 @@ def _build_output(
         "complete": len(done) == len(images),
         "workers": workers,
         "threads_per_worker": threads if threads else torch.get_num_threads(),
+        "device": device,  # of the latest run: the coding times depend on it
         "licodec": __version__,
         "torch": torch.__version__,
     }
@@ -560,6 +574,7 @@ def run_eval(
     name: str | None = None,
     dataset: str | None = None,
     on_image: Callable[[str, dict[str, Any]], None] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate every image at every point and write ``output`` (CompressAI format).
 
@@ -569,7 +584,8 @@ def run_eval(
     already covers are refused). ``threads`` sets torch's threads per process
     (default: torch's own with one worker, 1 with several). ``on_image(name,
     record)`` is called after each newly scored image, with the points just
-    scored. Returns the written data.
+    scored. ``device`` is where the models run ("cpu", "cuda", "cuda:N", "mps",
+    "auto"; checked before any image is coded). Returns the written data.
     """
     from tqdm.auto import tqdm
 
@@ -588,6 +604,10 @@ def run_eval(
     if workers < 1:
         raise InputError("--workers must be at least 1")
     tile = int(tile_size or DEFAULT_TILE_SIZE)
+    if device != "cpu":
+        from licodec.codec.device import resolve_device
+
+        device = str(resolve_device(device))  # fails here, and "auto" becomes what it picked
     out = Path(output)
     if out.is_dir():
         raise OutputError(f"{out}: is a directory")
@@ -603,7 +623,9 @@ def run_eval(
     workers = min(workers, max(1, len(todo)))
 
     def write() -> dict[str, Any] | None:
-        data = _build_output(pts, states, paths, estimate, tile, name, dataset, workers, threads)
+        data = _build_output(
+            pts, states, paths, estimate, tile, name, dataset, workers, threads, device
+        )
         if data is not None:
             write_json_atomic(data, out)
         return data
@@ -634,7 +656,7 @@ def run_eval(
             if threads:
                 torch.set_num_threads(threads)
             try:
-                evaluator = _Evaluator(pts, estimate, tile)
+                evaluator = _Evaluator(pts, estimate, tile, device)
                 for p in todo:
                     these = missing(p)
                     finish(p, [q.key for q in these], evaluator.image(p, these))
@@ -648,7 +670,7 @@ def run_eval(
                 workers,
                 mp_context=ctx,
                 initializer=_worker_init,
-                initargs=(pts, estimate, tile, threads or 1),
+                initargs=(pts, estimate, tile, threads or 1, device),
             ) as pool:
                 pending: dict[Future[dict[str, Any]], tuple[Path, list[str]]] = {}
                 queue = list(todo)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from licodec.errors import ModelError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 __all__ = ["load_model"]
@@ -23,6 +24,7 @@ def load_model(
     quality: int | None = None,
     *,
     weights: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
 ) -> nn.Module:
     """The model of a zoo entry or a weights file, in eval mode with its coder tables built.
 
@@ -34,11 +36,18 @@ def load_model(
     if given, must then match it. A variable-rate model (``model.num_rates >
     0``) holds every quality: pass ``rate=quality - 1`` to its ``forward``,
     ``compress`` and ``decompress``; ``quality`` here only checks that it exists.
+    ``device`` ("cpu", "cuda", "cuda:N", "mps" or "auto", see
+    :mod:`licodec.codec.device`) is where the returned model lives; it is
+    checked before anything loads, and the weights are loaded (and any coder
+    tables built) on the CPU, then moved.
     Raises :class:`~licodec.errors.ModelError` for unknown models, missing
-    weights or a quality the model does not have.
+    weights, a quality the model does not have or a device this machine lacks.
     """
+    from licodec.codec.device import resolve_device
     from licodec.zoo.registry import list_models
     from licodec.zoo.weights import load_weights, rates_of, read_config
+
+    target = resolve_device(device)  # before any file is read
 
     if weights is not None:
         config = read_config(weights)
@@ -67,4 +76,4 @@ def load_model(
             raise ModelError(f"unknown model {name!r}; known models: {known}")
         path = resolve_entry(name, quality).path
     model, _ = load_weights(path)
-    return model.eval()
+    return model.to(target).eval()
