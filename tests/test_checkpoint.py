@@ -107,7 +107,7 @@ def test_weights_round_trip_keeps_config_and_bitstream(
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        stored = {k: f.get_tensor(k) for k in f.keys()}
+        stored = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
     for key in ("entropy_bottleneck._quantized_cdf", "gaussian_conditional._quantized_cdf",
                 "gaussian_conditional.scale_table", "gaussian_conditional._offset"):
         assert torch.equal(stored[key], trained_like.state_dict()[key]), key
@@ -130,7 +130,7 @@ def test_weights_without_tables_get_them_built(tmp_path: Path, trained_like: tor
     path = save_weights(trained_like, tmp_path / "w.safetensors")
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        kept = {k: f.get_tensor(k) for k in f.keys()
+        kept = {k: f.get_tensor(k) for k in f.keys()  # noqa: SIM118
                 if k.rsplit(".", 1)[-1] not in ("_quantized_cdf", "_offset", "_cdf_length",
                                                  "scale_table")}
     save_file(kept, str(path), metadata=meta)
@@ -140,7 +140,8 @@ def test_weights_without_tables_get_them_built(tmp_path: Path, trained_like: tor
     # some tables but not all: refused
     with safe_open(str(save_weights(trained_like, tmp_path / "v.safetensors")), "pt") as f:
         meta = f.metadata()
-        part = {k: f.get_tensor(k) for k in f.keys() if not k.endswith("scale_table")}
+        part = {k: f.get_tensor(k) for k in f.keys()  # noqa: SIM118
+                if not k.endswith("scale_table")}
     save_file(part, str(tmp_path / "v.safetensors"), metadata=meta)
     with pytest.raises(ModelError, match="incomplete coder tables"):
         load_weights(tmp_path / "v.safetensors")

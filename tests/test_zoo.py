@@ -36,8 +36,22 @@ def test_resolve_default_quality_and_errors(fake_zoo: Path) -> None:
     assert pretrained.resolve("wacnn-tiny", 2) == fake_zoo / "t2.safetensors"
     with pytest.raises(ModelError, match="quality 3; available: 2, 4"):
         pretrained.resolve("wacnn-tiny", 3)
-    with pytest.raises(ModelError, match="no shipped weights for 'stf'"):
+    with pytest.raises(ModelError, match="no shipped weights for 'stf'") as err:
         pretrained.resolve("stf", None)
+    assert "licodec import-checkpoint" in str(err.value) and "--weights FILE" in str(err.value)
+
+
+def test_compress_help_names_only_ids_with_weights(capsys: pytest.CaptureFixture[str]) -> None:
+    """`compress --help` gives examples of --model; each must be an id that ships weights."""
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["compress", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    examples = re.findall(r"--model NAME .*?e\.g\. ([a-z0-9][a-z0-9.+-]*)", text)
+    assert examples, text
+    shipped = {e.arch for e in pretrained.entries()} | {e.tag for e in pretrained.entries()}
+    assert set(examples) <= shipped, (examples, shipped)
 
 
 def test_no_weights_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,7 +39,7 @@ def _text(name: str, d: dict[str, Any]) -> str:
     if d["icc_profile_bytes"]:
         extras.append(f"ICC profile {d['icc_profile_bytes']} bytes")
     if d["srgb"]:
-        extras.append("standard sRGB profile (1-byte flag)")
+        extras.append("standard sRGB profile (a 4-byte marker chunk)")
     for key, what in (("exif_bytes", "EXIF"), ("xmp_bytes", "XMP")):
         if d[key]:
             extras.append(f"{what} {d[key]} bytes")

@@ -193,7 +193,11 @@ def model_entries(model: str | None, metric: str | None = None) -> list[ZooEntry
         cands = [e for e in cands if e.version == newest]
     if not cands:
         have = ", ".join(sorted({e.arch for e in found}))
-        raise ModelError(f"no shipped weights for {base!r}{' (' + metric + ')' if metric else ''}; shipped: {have}")
+        raise ModelError(
+            f"no shipped weights for {base!r}{' (' + metric + ')' if metric else ''}; shipped: "
+            f"{have}; for another architecture, convert the authors' checkpoint with "
+            "`licodec import-checkpoint` (or train one) and pass --weights FILE"
+        )
     return cands
 
 
