@@ -37,6 +37,7 @@ References:
 from __future__ import annotations
 
 import copy
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -91,11 +92,28 @@ class _Gains(NamedTuple):
 
 
 def _times(t: Tensor, log_gain: Tensor | None) -> Tensor:
-    """``t * exp(log_gain)``, the exp taken in ``t``'s precision when that is higher
-    (the portable path: float32 ``exp`` differs between CPU kernels)."""
+    """``t * exp(log_gain)``, the exp taken in ``t``'s precision (at least float32).
+
+    The portable path (float64 ``t``) thus takes it in float64 (float32 ``exp``
+    differs between CPU kernels), and an interpolated float64 log-gain does not
+    turn a float32 path into float64.
+    """
     if log_gain is None:
         return t
-    return t * torch.exp(log_gain.to(torch.promote_types(t.dtype, log_gain.dtype)))
+    return t * torch.exp(log_gain.to(torch.promote_types(t.dtype, torch.float32)))
+
+
+def _interpolate(p: Tensor, position: float) -> Tensor:
+    """Row ``position`` of ``p``, linear between the two neighbouring rows, in float64.
+
+    At an integer position it is that row exactly (as a trained rate is).
+    """
+    seg = min(int(math.floor(position)), p.shape[0] - 1)
+    frac = position - seg
+    if frac == 0:
+        return p[seg].double()
+    a, b = p[seg].double(), p[seg + 1].double()
+    return a + frac * (b - a)
 
 
 def _crc(t: Tensor, crc: int) -> int:
@@ -241,14 +259,26 @@ class ChannelARModel(nn.Module):
             g = p.detach().double()
             p.copy_((g[seg] + t * (g[seg + 1] - g[seg])).to(p.dtype))
 
-    def _gains(self, rate: int | Tensor | None, batch: int) -> _Gains:
-        """The gains of ``rate`` (checked) for a batch of ``batch`` images."""
+    def _gains(self, rate: float | Tensor | None, batch: int) -> _Gains:
+        """The gains of ``rate`` (checked) for a batch of ``batch`` images.
+
+        A non-integer float ``rate`` lies between two trained rates: its
+        log-gains are interpolated linearly (in float64; the continuous rate
+        adaptation of Cui et al.).
+        """
         if not self.num_rates:
             if rate is not None:
                 raise ValueError("this model is fixed-rate: do not pass rate")
             return _Gains()
         if rate is None:
             raise ValueError(f"variable-rate model: pass rate in 0..{self.num_rates - 1}")
+        if isinstance(rate, float) and not rate.is_integer():
+            if not (math.isfinite(rate) and 0 <= rate <= self.num_rates - 1):
+                raise ValueError(f"rate must be in 0..{self.num_rates - 1}, got {rate}")
+            return _Gains(*(
+                _interpolate(p.detach(), rate)[None, :, None, None].expand(batch, -1, 1, 1)
+                for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
+            ))
         if isinstance(rate, Tensor):
             # Checked where it lives (the trainer passes a CPU tensor: no device sync).
             idx = rate.to(dtype=torch.long).reshape(-1)
@@ -417,18 +447,27 @@ class ChannelARModel(nn.Module):
     # -- the CompressAI model contract (forward, compress, decompress, update) ------
 
     def forward(
-        self, x: Tensor, rate: int | Tensor | None = None, portable: bool = False
+        self,
+        x: Tensor,
+        rate: float | Tensor | None = None,
+        portable: bool = False,
+        latents: tuple[Tensor, Tensor] | None = None,
     ) -> dict[str, Any]:
         """Reconstruction (unclamped) and likelihoods of ``y`` and ``z``.
 
         ``rate``: the operating point of a variable-rate model, one for the
-        batch or one per image. ``portable``: compute the entropy parameters as
-        ``compress(..., portable=True)`` does (eval mode only).
+        batch or one per image (a float between trained rates interpolates
+        them). ``portable``: compute the entropy parameters as
+        ``compress(..., portable=True)`` does (eval mode only). ``latents``:
+        ``(y, z)`` to use instead of the analysis transforms' (the encoder's
+        refinement, :mod:`licodec.entropy.refine`). In eval mode the
+        likelihoods are those of the rounded latents, with straight-through
+        gradients.
         """
         size = (x.shape[-2], x.shape[-1])
         gains = self._gains(rate, x.shape[0])
         xp, pads = self._pad(x)
-        y, z = self._latents(xp, gains)
+        y, z = self._latents(xp, gains) if latents is None else latents
         _, z_likelihoods = self.entropy_bottleneck(z)
         medians = self._z_medians()
         z_hat = ste_round(z - medians) + medians
@@ -437,11 +476,16 @@ class ChannelARModel(nn.Module):
 
         y_slices = y.chunk(self.num_slices, dim=1)
         y_likelihoods: list[Tensor] = []
+        gc = self.gaussian_conditional
 
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
-            _, lik = self.gaussian_conditional(y_slices[k], sigma, mu)
+            y_tilde = ste_round(y_slices[k] - mu) + mu
+            if self.training:
+                _, lik = gc(y_slices[k], sigma, mu)
+            else:
+                lik = gc.likelihood(y_tilde, sigma, mu)
             y_likelihoods.append(lik if nets.dtype is None else lik.float())
-            return ste_round(y_slices[k] - mu) + mu
+            return y_tilde
 
         y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step, nets)
         x_hat = self._crop(self._reconstruct(y_hat, gains, nets), size, pads)
@@ -460,9 +504,10 @@ class ChannelARModel(nn.Module):
     def compress(
         self,
         x: Tensor,
-        rate: int | None = None,
+        rate: float | None = None,
         portable: bool = False,
         reconstruct: bool = False,
+        latents: tuple[Tensor, Tensor] | None = None,
     ) -> dict[str, Any]:
         """Entropy-code ``x``: one y stream for the batch, one z stream per image.
 
@@ -471,13 +516,15 @@ class ChannelARModel(nn.Module):
         :meth:`decompress` recomputes, so a decoder whose entropy parameters came
         out differently is detected instead of producing a garbled image. With
         ``reconstruct=True`` also ``x_hat``, exactly what :meth:`decompress`
-        will return (without running the entropy decoder).
+        will return (without running the entropy decoder). ``latents``: code
+        these ``(y, z)`` instead of the analysis transforms' (a refined pair
+        from :mod:`licodec.entropy.refine`; the decoder needs nothing else).
         """
         size = (x.shape[-2], x.shape[-1])
         gains = self._gains(rate, x.shape[0])
         tables = self._coder_tables()
         xp, pads = self._pad(x)
-        y, z = self._latents(xp, gains)
+        y, z = self._latents(xp, gains) if latents is None else latents
         eb = self.entropy_bottleneck
         z_strings = eb.compress(z)
         # what the decoder will decode (the symbols plus the medians), without decoding

@@ -305,7 +305,11 @@ class EntropyBottleneck(EntropyModel):
         v = x.permute(*perm).contiguous()
         shape = v.shape
         values = v.reshape(v.shape[0], 1, -1)
-        outputs = self.quantize(values, "noise" if training else "dequantize", self._get_medians())
+        if training:
+            outputs = self.quantize(values, "noise")
+        else:  # rounded around the medians, with straight-through gradients
+            medians = self._get_medians()
+            outputs = ste_round(values - medians) + medians
         likelihood = self._bound_likelihood(self._likelihood(outputs)[0])
         outputs = outputs.reshape(shape).permute(*perm).contiguous()
         likelihood = likelihood.reshape(shape).permute(*perm).contiguous()
@@ -484,6 +488,11 @@ class GaussianConditional(EntropyModel):
         lower = self._standardized_cumulative((-0.5 - values) / scales)
         return upper - lower
 
+    def likelihood(self, values: Tensor, scales: Tensor, means: Tensor | None = None) -> Tensor:
+        """The (bounded) likelihood of ``values`` as they are: no quantization, so
+        gradients flow through whatever rounding the caller applied."""
+        return self._bound_likelihood(self._likelihood(values, scales, means))
+
     def forward(
         self,
         inputs: Tensor,
@@ -495,7 +504,7 @@ class GaussianConditional(EntropyModel):
         if training is None:
             training = self.training
         outputs = self.quantize(inputs, "noise" if training else "dequantize", means)
-        return outputs, self._bound_likelihood(self._likelihood(outputs, scales, means))
+        return outputs, self.likelihood(outputs, scales, means)
 
     def build_indexes(self, scales: Tensor) -> Tensor:
         """Table of each element: the first table scale at or above its (bounded) scale."""
