@@ -1,6 +1,6 @@
 """A test-only encoder of CompressAI 1.2.8 rANS streams (what formats 1-3 hold).
 
-licodec writes only range-coded files (format 4) but still decodes the rANS
+licodec writes only range-coded files (formats 4 and 5) but still decodes the rANS
 files of earlier versions (:class:`licodec.entropy.coder.RansDecoder`). To make
 such files in the tests without CompressAI, :func:`rans_files` swaps this
 encoder in for licodec's range encoder; :func:`relabel` then gives the file
@@ -86,7 +86,7 @@ def rans_files() -> Iterator[None]:
 
 
 def relabel(data: bytes, version: int) -> bytes:
-    """``data`` (format 4, written under :func:`rans_files`) as a file of ``version``."""
+    """``data`` (format 5 without a RATE chunk, written under :func:`rans_files`) as a file of ``version``."""
     b = bytearray(data)
     b[2] = version
     return bytes(b[:-4]) + zlib.crc32(bytes(b[:-4])).to_bytes(4, "little")

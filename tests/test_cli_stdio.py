@@ -85,5 +85,5 @@ def test_quality_out_of_range_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["compress", str(tmp_path / "x.png"), "--quality", "75"])
-    assert exc.value.code == 2 and "expected an integer in 1..31, got 75" in capsys.readouterr().err
+        main(["compress", str(tmp_path / "x.png"), "--quality", "175"])
+    assert exc.value.code == 2 and "expected a quality in 0..100, got 175" in capsys.readouterr().err

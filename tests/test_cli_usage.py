@@ -51,7 +51,7 @@ def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         ["train", "--quality", "7"],
         ["train", "--batch-size", "x"],
         ["train", "--lr", "-1"],
-        ["demo", "--quality", "75"],
+        ["demo", "--quality", "175"],
         ["import-checkpoint", "a.pth", "b.safetensors", "--arch", "stf", "--quality", "0"],
     ],
 )

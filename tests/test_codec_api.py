@@ -50,7 +50,7 @@ def test_round_trip_odd_sizes_bit_exact(name: str) -> None:
         assert result.tiles == 1 and result.stats["overhead_bytes"] < 40
         assert result.bpp == pytest.approx(len(result.data) * 8 / (h * w))
         info = file_info(result.data)
-        assert (info["format_version"], info["coder"]) == (4, "range")
+        assert (info["format_version"], info["coder"]) == (5, "range")
         assert (info["model"], info["quality"], info["metric"]) == (name, 3, "mse")
         assert (info["width"], info["height"], info["colour"]) == (w, h, "RGB")
 
@@ -281,5 +281,5 @@ def test_version_1_files_decode_with_their_pixel_checksum() -> None:
     v1[at] ^= 1
     with pytest.raises(ModelError, match="written by licodec 0.1"):
         Codec(model).decompress(fixed(v1))
-    with pytest.raises(ValueError, match="can only write format version 4"):
+    with pytest.raises(ValueError, match="can only write format version 5"):
         serialise(parse(fixed(v1)))

@@ -108,7 +108,7 @@ def test_cli_single_file_defaults_info_and_overwrite(
     rc, _, err = _run(capsys, "compress", str(src), "--weights", _w(wdir, 1))
     assert rc == EXIT_OUTPUT and "exists; use -f to overwrite" in err
     assert lic.read_bytes() == before
-    rc, _, err = _run(capsys, "compress", str(src), "--weights", _w(wdir), "-f", "-q")
+    rc, _, err = _run(capsys, "compress", str(src), "--weights", _w(wdir), "-f", "--quiet")
     assert rc == 0 and lic.read_bytes() != before  # default tile size: one tile now
     rc, out, _ = _run(capsys, "info", str(lic))
     assert rc == 0 and "wacnn-tiny" in out and "90x70 RGB" in out and "1 (untiled)" in out
@@ -118,14 +118,14 @@ def test_cli_single_file_defaults_info_and_overwrite(
     assert d["file_bytes"] == lic.stat().st_size and d["overhead_bytes"] < 40
     assert d["portable"] is True
     fast = tmp_path / "fast.lic"
-    rc, _, err = _run(capsys, "compress", str(src), "-o", str(fast), "--no-portable", "-q",
+    rc, _, err = _run(capsys, "compress", str(src), "-o", str(fast), "--no-portable", "--quiet",
                       "--weights", _w(wdir))
     assert rc == 0, err
     rc, out, _ = _run(capsys, "info", str(fast))
     assert "not portable (float32 entropy parameters)" in out
     assert json.loads(_run(capsys, "info", "--json", str(fast))[1])["portable"] is False
     rc, _, err = _run(capsys, "decompress", str(fast), "-o", str(tmp_path / "fast.png"),
-                      "--weights", _w(wdir), "-q")
+                      "--weights", _w(wdir), "--quiet")
     assert rc == 0, err
     rc, _, err = _run(capsys, "decompress", str(lic), "--weights", _w(wdir))
     assert rc == EXIT_OUTPUT and "pic.png exists" in err  # the input image is not clobbered
@@ -137,7 +137,7 @@ def test_cli_single_file_defaults_info_and_overwrite(
         assert im.format == "WEBP" and im.size == (90, 70)
     (tmp_path / "od").mkdir()  # an existing directory as -o for one input
     rc, _, err = _run(
-        capsys, "compress", str(src), "-o", str(tmp_path / "od"), "-q", "--weights", _w(wdir)
+        capsys, "compress", str(src), "-o", str(tmp_path / "od"), "--quiet", "--weights", _w(wdir)
     )
     assert rc == 0 and (tmp_path / "od" / "pic.lic").read_bytes() == lic.read_bytes()
 

@@ -25,7 +25,7 @@ OTHER_ISA = {
 
 def _decode_elsewhere(lic: Path, out: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **OTHER_ISA}
-    cmd = [sys.executable, "-m", "licodec.cli.main", "decompress", str(lic), "-o", str(out), "-q"]
+    cmd = [sys.executable, "-m", "licodec.cli.main", "decompress", str(lic), "-o", str(out), "--quiet"]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 

@@ -214,7 +214,7 @@ def test_cli_without_cuda_exits_5_in_one_line(
     image = tmp_path / "im.png"
     Image.fromarray(photo(40, 48, seed=1)).save(image)
     lic = tmp_path / "im.lic"
-    assert main(["compress", str(image), "-o", str(lic), "--weights", _weights(wdir), "-q"]) == 0
+    assert main(["compress", str(image), "-o", str(lic), "--weights", _weights(wdir), "--quiet"]) == 0
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(photo(32, 32)).save(images / "a.png")
@@ -245,8 +245,8 @@ def test_cli_auto_runs_on_the_cpu(
     Image.fromarray(rgb).save(image)
     w = ["--weights", _weights(wdir)]
     lic, png = tmp_path / "im.lic", tmp_path / "back.png"
-    assert main(["compress", str(image), "-o", str(lic), *w, "--device", "auto", "-q"]) == 0
-    assert main(["decompress", str(lic), "-o", str(png), *w, "--device", "auto", "-q"]) == 0
+    assert main(["compress", str(image), "-o", str(lic), *w, "--device", "auto", "--quiet"]) == 0
+    assert main(["decompress", str(lic), "-o", str(png), *w, "--device", "auto", "--quiet"]) == 0
     expected = Codec(weights=_weights(wdir)).encode(rgb, keep_reconstruction=True)
     assert lic.read_bytes() == expected.data
     assert expected.reconstruction is not None
@@ -319,9 +319,9 @@ def test_cuda_command_line_and_bitmap(
     Image.fromarray(rgb).save(image)
     w = ["--weights", _weights(wdir)]
     lic, png = tmp_path / "im.lic", tmp_path / "back.png"
-    assert main(["compress", str(image), "-o", str(lic), *w, "--device", "cuda", "-q"]) == 0
-    assert main(["decompress", str(lic), "-o", str(png), *w, "--device", "cuda", "-q"]) == 0
-    assert main(["decompress", str(lic), "-o", str(tmp_path / "cpu.png"), *w, "-q"]) == 0
+    assert main(["compress", str(image), "-o", str(lic), *w, "--device", "cuda", "--quiet"]) == 0
+    assert main(["decompress", str(lic), "-o", str(png), *w, "--device", "cuda", "--quiet"]) == 0
+    assert main(["decompress", str(lic), "-o", str(tmp_path / "cpu.png"), *w, "--quiet"]) == 0
     assert _psnr(Image.open(png), Image.open(tmp_path / "cpu.png")) > 40
     model, _ = load_weights(_weights(wdir))
     on_cpu = likelihood_map(model, rgb)

@@ -381,10 +381,10 @@ def test_compress_refuses_a_tile_size_below_the_pad_multiple(tmp_path: Path) -> 
         main(["compress", str(tmp_path / "a.png"), "--weights", str(w), "--tile-size", "32"])
     assert info.value.code == 2
     rc = main(["compress", str(tmp_path / "a.png"), "--weights", str(w), "--tile-size", "64",
-               "-q"])
+               "--quiet"])
     assert rc == 2 and not (tmp_path / "a.lic").exists()
     assert main(["compress", str(tmp_path / "a.png"), "--weights", str(w), "--tile-size", "128",
-                 "-q"]) == 0
+                 "--quiet"]) == 0
 
 
 def test_the_api_refuses_a_tile_size_below_the_pad_multiple(tmp_path: Path) -> None:

@@ -101,8 +101,8 @@ def test_help_imports_no_torch(argv: list[str]) -> None:
         ([], None),
         (["bogus"], "argument COMMAND: invalid choice: 'bogus'"),
         (["compress"], "the following arguments are required: IN"),
-        (["compress", "x.png", "--quality", "99"],
-         "argument --quality: expected an integer in 1..31, got 99"),
+        (["compress", "x.png", "--quality", "101"],
+         "argument -q/--quality: expected a quality in 0..100, got 101"),
         (["compress", "x.png", "--tile-size", "32"],
          ("argument --tile-size: tile size must be at least 64 (the smallest padding multiple), "
          "got 32")),

@@ -9,12 +9,14 @@ __all__ = [
     "EXIT_MODEL",
     "EXIT_OK",
     "EXIT_OUTPUT",
+    "EXIT_TARGET",
     "EXIT_USAGE",
     "FormatError",
     "InputError",
     "LicodecError",
     "ModelError",
     "OutputError",
+    "TargetError",
 ]
 
 EXIT_OK = 0
@@ -24,6 +26,7 @@ EXIT_INPUT = 3  # input missing, unreadable, not an image
 EXIT_FORMAT = 4  # a .lic file is corrupt, truncated, foreign or from a future version
 EXIT_MODEL = 5  # unknown model, missing or mismatching weights
 EXIT_OUTPUT = 6  # output exists (without -f) or cannot be written
+EXIT_TARGET = 7  # --size / --bpp cannot be reached with this model and image
 
 
 class LicodecError(Exception):
@@ -46,3 +49,9 @@ class ModelError(LicodecError):
 
 class OutputError(LicodecError):
     exit_code = EXIT_OUTPUT
+
+
+class TargetError(LicodecError):
+    """A requested file size or bpp that the model cannot reach for this image."""
+
+    exit_code = EXIT_TARGET

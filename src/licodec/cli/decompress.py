@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     add_device_option(parser)
     add_threads_option(parser)
     parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bar or per-image lines"
+        "--quiet", action="store_true", help="no progress bar or per-image lines"
     )
     parser.set_defaults(func=run)
 

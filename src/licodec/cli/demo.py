@@ -15,7 +15,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from licodec.codec.cli_support import quality
+    from licodec.codec.quality import parse_quality
 
     p = sub.add_parser(
         "demo",
@@ -24,9 +24,11 @@ def register(sub: Any) -> None:
     p.add_argument("image", nargs="?", help="image to code (default: a generated 768x512 picture)")
     p.add_argument("--model", help="model id of the shipped weights")
     p.add_argument(
+        "-q",
         "--quality",
-        type=quality,
-        help="quality index: of the shipped weights, or the rate of a variable-rate model",
+        type=parse_quality,
+        metavar="Q",
+        help="quality 0-100 of a variable-rate model, as for compress (default: the zoo's)",
     )
     p.add_argument("--weights", help="weights file instead of the shipped ones")
     p.add_argument("-o", "--output", help="also write the decoded image here")
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output:
         check_output(args.output, overwrite=True)
-    codec = Codec(args.model, args.quality, args.weights)
+    codec = Codec(args.model, None, args.weights, q=args.quality)
     lm = codec.load()
     source = args.image if args.image else test_picture()
     name = str(args.image or "generated 768x512 test picture")

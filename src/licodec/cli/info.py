@@ -48,7 +48,7 @@ def _text(name: str, d: dict[str, Any]) -> str:
     lines = [
         f"{name}: licodec format {d['format_version']} ({_CODERS.get(d['coder'], d['coder'])})",
         (
-            f"  model    {d['model']} (quality {d['quality']}, {metric}), "
+            f"  model    {d['model']} ({_quality(d)}, {metric}), "
             f"weights {d['weights_digest']}"
             + ("" if d["portable"] else ", not portable (float32 entropy parameters)")
         ),
@@ -61,6 +61,12 @@ def _text(name: str, d: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def _quality(d: dict[str, Any]) -> str:
+    if d["quality_scale"] is None:
+        return f"quality {d['quality']}"
+    return f"quality {d['quality_scale']:g} of 100, between trained points, nearest q{d['quality']}"
 
 
 _CODERS = {"range": "range-coded", "rans": "CompressAI rANS streams"}

@@ -66,13 +66,25 @@ from licodec.codec.limits import (
     check_geometry,
     check_header,
 )
+from licodec.codec.quality import (
+    EFFORT_MAX,
+    MAX_BPP,
+    QUALITY_MAX,
+    code_of,
+    effort_steps,
+    nearest_point,
+    point_code,
+    point_of,
+    quality_of,
+    rate_position,
+)
 from licodec.codec.tiling import (
     DEFAULT_TILE_SIZE,
     check_tile_size,
     effective_tile_size,
     plan_tiles,
 )
-from licodec.errors import FormatError, InputError, ModelError
+from licodec.errors import FormatError, InputError, ModelError, TargetError
 from licodec.zoo.pretrained import NO_WEIGHTS
 
 if TYPE_CHECKING:
@@ -139,6 +151,8 @@ class LoadedModel:
     quality: int = 0
     metric: str | None = None
     source: Path | None = None  # the weights file it was loaded from
+    #: λ of each trained point (one for a fixed-rate model; empty when unknown).
+    lambdas: tuple[float, ...] = ()
 
     @property
     def pad_multiple(self) -> int:
@@ -149,16 +163,49 @@ class LoadedModel:
         """Operating points of a variable-rate model (0 = fixed rate)."""
         return int(getattr(self.module, "num_rates", 0) or 0)
 
-    def rate_kwargs(self, quality: int | None = None) -> dict[str, int]:
-        """``rate=`` for the model's compress/decompress at ``quality`` (default: ours)."""
+    def rate_kwargs(
+        self, quality: int | None = None, code: int | None = None
+    ) -> dict[str, int | float]:
+        """``rate=`` for the model's compress/decompress at trained point ``quality``
+        (default: ours), or at ``code`` on the 0-100 scale (:mod:`licodec.codec.quality`)."""
         if not self.num_rates:
+            if code is not None:
+                raise ModelError(f"{self.arch} is fixed-rate: it has no rate between points")
             return {}
+        if code is not None:
+            return {"rate": rate_position(code, self.num_rates)}
         q = self.quality if quality is None else quality
         if not 1 <= q <= self.num_rates:
             raise ModelError(
                 f"{self.arch} is variable-rate: quality must be 1..{self.num_rates}, got {q}"
             )
         return {"rate": q - 1}
+
+    def code_of(self, q: float) -> int:
+        """The stored code of quality ``q`` (0-100); a fixed-rate model has no scale."""
+        if not self.num_rates:
+            raise ModelError(
+                f"{self.arch} weights are fixed-rate: they code at their one trained point"
+                + (f" (quality index {self.quality})" if self.quality else "")
+                + "; the 0-100 quality scale, --size and --bpp need a variable-rate model such "
+                "as the shipped default (omit --quality to use these weights)"
+            )
+        return code_of(q)
+
+    def lambda_at(self, code: int | None) -> float:
+        """The λ the model was trained for at ``code`` (None: at its trained point)."""
+        from licodec.entropy.refine import lambda_at
+
+        n = self.num_rates
+        if not self.lambdas or (n and len(self.lambdas) != n):
+            raise ModelError(
+                f"--effort needs the λ the {self.arch} weights were trained for, which the "
+                "weights file does not record (import it with --lambda)"
+            )
+        if not n:
+            return self.lambdas[0]
+        rate = self.rate_kwargs(None, code)["rate"]
+        return lambda_at(self.lambdas, float(rate))
 
 
 def _digest(module: Any) -> bytes:
@@ -189,6 +236,7 @@ def _from_weights_file(
     module, meta = load_weights(path)
     quality = meta.get("quality")
     metric = meta.get("metric")
+    lambdas = meta.get("lambdas") if getattr(module, "num_rates", 0) else [meta.get("lambda")]
     digest = _digest(module)  # on the CPU: digesting device tensors would copy them back
     if target is not None:
         module.to(target)
@@ -199,7 +247,17 @@ def _from_weights_file(
         int(quality) if isinstance(quality, int) and 0 <= quality <= MAX_QUALITY else 0,
         str(metric) if metric else None,
         Path(path),
+        _lambdas(lambdas),
     )
+
+
+def _lambdas(values: Any) -> tuple[float, ...]:
+    """A weights file's λ list, if it is one (positive numbers); else nothing."""
+    if not isinstance(values, list) or not values:
+        return ()
+    if not all(isinstance(v, (int, float)) and v > 0 for v in values):
+        return ()
+    return tuple(float(v) for v in values)
 
 
 def _from_module(
@@ -343,6 +401,20 @@ class EncodeResult:
     notices: list[str] = field(default_factory=list)
     reconstruction: Image.Image | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    #: The quality on the 0-100 scale it was coded at (None: a fixed-rate model).
+    quality: float | None = None
+    #: The encoder effort (0: one pass of the analysis transform).
+    effort: int = 0
+
+
+@dataclass
+class _Coded:
+    """The coded tiles of one image at one quality."""
+
+    records: list[TileRecord]
+    crc: int
+    sse: float  # squared error of the reconstruction (0 when not reconstructed)
+    recon: np.ndarray | None
 
 
 # -- pixel helpers ---------------------------------------------------------------
@@ -397,13 +469,34 @@ def _one_line(exc: BaseException) -> str:
 # -- the codec -------------------------------------------------------------------
 
 
+def _check_encoder_settings(
+    quality: int | None, q: float | None, size: int | None, bpp: float | None, effort: int
+) -> None:
+    """One-line errors for settings that contradict each other or are out of range."""
+    if q is not None and quality is not None:
+        raise InputError("give quality (a trained-point index) or q (0-100), not both")
+    if size is not None and bpp is not None:
+        raise InputError("give a target size or a target bpp, not both")
+    if (size is not None or bpp is not None) and (q is not None or quality is not None):
+        raise InputError("a target size or bpp chooses the quality itself: drop the quality")
+    if q is not None and not (math.isfinite(q) and 0 <= q <= QUALITY_MAX):
+        raise InputError(f"q must be a number in 0..{QUALITY_MAX}, got {q}")
+    if size is not None and size < 1:
+        raise InputError(f"target size must be at least 1 byte, got {size}")
+    if bpp is not None and not (math.isfinite(bpp) and 0 < bpp <= MAX_BPP):
+        raise InputError(f"target bpp must be in (0, {MAX_BPP}], got {bpp}")
+    if not 0 <= effort <= EFFORT_MAX:
+        raise InputError(f"effort must be in 0..{EFFORT_MAX}, got {effort}")
+
+
 class Codec:
     """A loaded model plus settings, for repeated compress/decompress calls.
 
     Args:
         model: a registry id (zoo weights), a model object, or ``None`` for the
             zoo default.
-        quality: quality index for the zoo lookup (or a label for a model object).
+        quality: trained-point index (1..n) for the zoo lookup, or the rate of
+            a variable-rate model (or a label for a model object).
         weights: a weights file in licodec's format (overrides the zoo).
         metric: metric label recorded for a model object ("mse", "ms-ssim").
         tile_size: tile side in pixels (rounded to the model's padding multiple).
@@ -419,6 +512,18 @@ class Codec:
             Checked when the first model loads (:class:`ModelError` if this
             machine lacks it); a model object is moved there in place. The
             entropy coder runs on the CPU whatever the device.
+        q: quality on the continuous 0-100 scale (variable-rate models; see
+            :mod:`licodec.codec.quality`: six trained points sit at 0, 20, 40,
+            60, 80, 100 and every q between them interpolates their gains).
+            Not together with ``quality``.
+        size: target file size in bytes: the encoder searches ``q`` for a file
+            within 2 % of it, or raises :class:`~licodec.errors.TargetError`
+            naming the nearest size it can reach.
+        bpp: target bits per pixel (the same search); not with ``size``.
+        effort: 0 (one pass, the default) to
+            :data:`~licodec.codec.quality.EFFORT_MAX`: the encoder refines the
+            latents of each tile by gradient descent for more steps at each
+            level, for smaller files at the same quality. Files decode as any other.
 
     Decoding checks that a file was written by these weights (id and digest);
     a codec built without a model resolves each file's model through the zoo.
@@ -435,9 +540,14 @@ class Codec:
         max_pixels: int = MAX_PIXELS,
         portable: bool = True,
         device: str | torch.device = "cpu",
+        q: float | None = None,
+        size: int | None = None,
+        bpp: float | None = None,
+        effort: int = 0,
     ) -> None:
         if tile_size < 1:
             raise InputError(f"tile size must be positive, got {tile_size}")
+        _check_encoder_settings(quality, q, size, bpp, effort)
         self._model_arg = model
         self._quality = quality
         self._weights = weights
@@ -449,6 +559,10 @@ class Codec:
         self._device: torch.device | None = None
         self._encoder: LoadedModel | None = None
         self._decoders: dict[tuple[str, bytes], LoadedModel] = {}
+        self.q = None if q is None else float(q)
+        self.size = None if size is None else int(size)
+        self.bpp = None if bpp is None else float(bpp)
+        self.effort = int(effort)
 
     @property
     def explicit(self) -> bool:
@@ -486,10 +600,13 @@ class Codec:
         keep_reconstruction: bool = False,
         progress: Progress | None = None,
         name: str | None = None,
+        step_progress: Progress | None = None,
     ) -> EncodeResult:
         """Compress ``image`` and report size, bpp, PSNR and the expected reconstruction.
 
         ``keep_metadata``: "all" (ICC profile, EXIF, XMP, PNG text), "icc" or "none".
+        ``progress(done, total)`` follows the tiles, ``step_progress`` the
+        refinement steps of all tiles (``effort`` > 0).
         """
         t0 = time.perf_counter()
         # The image is read before the model loads: a bad input costs no torch import.
@@ -497,81 +614,203 @@ class Codec:
         if self._device_spec != "cpu":  # refused before loading ("cpu": no torch before that)
             _check_portable_device(self.device, self.portable, "portable coding")
         lm = self.load()
-        import torch  # already loaded with the model
-
-        device = self.device
         check_tile_size(self.tile_size, lm.pad_multiple, lm.arch)  # the decoder refuses smaller
         notices = list(src.notices)
         eff = effective_tile_size(self.tile_size, lm.pad_multiple)
         if eff != self.tile_size and max(src.width, src.height) > eff:
             notices.append(f"tile size {self.tile_size} rounded to {eff} for {lm.arch}")
         grid = plan_tiles(src.width, src.height, self.tile_size, lm.pad_multiple)
+        code = self._start_code(lm)
+        steps = 0
+        lmbda = 0.0
+        if self.effort:
+            steps = effort_steps(self.effort)
+        target = self._target_bytes(src.width, src.height)
+        alpha = None if src.alpha is None else encode_alpha(src.alpha)
+
+        def refined(c: int | None, prog: Progress | None) -> _Coded:
+            lam = lm.lambda_at(c) if steps else 0.0
+            return self._code_tiles(src, lm, grid, c, steps, lam, False, None, prog)
+
+        if target is not None:
+            from licodec.codec.ratecontrol import search_size
+
+            lm.code_of(0)  # a fixed-rate model has no scale to search: say so
+            raw = src.width * src.height * (src.colour.channels + int(src.colour.has_alpha))
+            if target > raw:
+                raise TargetError(
+                    f"target size {target} bytes is larger than the raw image ({raw} bytes); "
+                    "a lossless format suits that better"
+                )
+
+            def size_at(c: int) -> int:
+                return len(serialise(self._assemble(src, lm, grid, c, self._code_tiles(
+                    src, lm, grid, c, 0, 0.0, False, None, None), alpha)))
+
+            found = search_size(size_at, target, start=code)
+            code = found.code
+            if steps:
+                # Refinement makes files smaller at one quality: search again, refined,
+                # starting where the plain sizes say the refined one will land.
+                def refined_size(c: int) -> int:
+                    return len(serialise(self._assemble(
+                        src, lm, grid, c, refined(c, step_progress), alpha)))
+
+                code = search_size(refined_size, target, start=code).code
+        if steps:
+            lmbda = lm.lambda_at(code)
+        coded = self._code_tiles(
+            src, lm, grid, code, steps, lmbda, True, progress, step_progress,
+            keep_reconstruction,
+        )
+        container = self._assemble(src, lm, grid, code, coded, alpha)
+        data = serialise(container)
+        mse = coded.sse / src.pixels.size
+        psnr = 10 * math.log10(255**2 / mse) if mse > 0 else math.inf
+        rec_img = None
+        if coded.recon is not None:
+            rec_img = _image_of(coded.recon, container, src.alpha)
+        return EncodeResult(
+            data=data,
+            width=src.width,
+            height=src.height,
+            colour=src.colour.name,
+            tiles=len(coded.records),
+            bpp=len(data) * 8 / (src.width * src.height),
+            psnr=psnr,
+            seconds=time.perf_counter() - t0,
+            model=lm.arch,
+            notices=notices,
+            reconstruction=rec_img,
+            stats=dict(container.stats),
+            quality=None if code is None else quality_of(code),
+            effort=self.effort,
+        )
+
+    def _start_code(self, lm: LoadedModel) -> int | None:
+        """The quality code to code at (None: the model's trained point, fixed-rate models)."""
+        if self.q is not None:
+            return lm.code_of(self.q)
+        if not lm.num_rates:
+            return None
+        lm.rate_kwargs()  # the trained point exists (a weights file has none by default)
+        code = point_code(lm.quality, lm.num_rates)
+        if code is None:  # a point table the 0-100 grid does not hit exactly
+            raise ModelError(
+                f"{lm.arch} has {lm.num_rates} trained points, which the 0-100 scale cannot "
+                "place exactly; pass quality=INDEX instead of q"
+            )
+        return code
+
+    def _target_bytes(self, width: int, height: int) -> int | None:
+        if self.size is not None:
+            return self.size
+        if self.bpp is not None:
+            return max(1, round(self.bpp * width * height / 8))
+        return None
+
+    def _code_tiles(
+        self,
+        src: Any,
+        lm: LoadedModel,
+        grid: tuple[int, int] | None,
+        code: int | None,
+        steps: int,
+        lmbda: float,
+        reconstruct: bool,
+        progress: Progress | None,
+        step_progress: Progress | None,
+        keep_reconstruction: bool = False,
+    ) -> _Coded:
+        """Code every tile at ``code`` (refined for ``steps`` steps when > 0)."""
+        import torch  # already loaded with the model
+
+        device = self.device
         rects = tile_rects(src.width, src.height, grid)
         recon = np.empty_like(src.pixels) if keep_reconstruction else None
         records: list[TileRecord] = []
         crc = 0
         sse = 0.0
         model = lm.module
-        rate = lm.rate_kwargs()
-        with torch.inference_mode():
-            for i, (x, y, w, h) in enumerate(rects):
+        rate = lm.rate_kwargs(None, code) if code is not None else lm.rate_kwargs()
+        done_steps = 0
+
+        def stepped(done: int, total: int) -> None:
+            if step_progress is not None:
+                step_progress(done_steps + done, steps * len(rects))
+
+        for i, (x, y, w, h) in enumerate(rects):
+            with torch.no_grad():  # not inference_mode: refinement takes gradients through it
                 xt = _to_tensor(src.rgb_tile(x, y, w, h), device)
-                try:
-                    out = model.compress(xt, **rate, portable=self.portable, reconstruct=True)
-                    strings = out["strings"]
-                    shape = tuple(int(s) for s in out["shape"])
-                    if (
-                        len(strings) != 2
-                        or len(strings[0]) != 1
-                        or len(strings[1]) != 1
-                        or len(shape) != 2
-                        or "latent_crc" not in out
-                    ):
-                        raise ModelError(
-                            f"{lm.arch}.compress returned an unsupported stream layout"
-                        )
-                    y_stream, z_stream = bytes(strings[0][0]), bytes(strings[1][0])
-                    x_hat = out.get("x_hat")
-                except ModelError:
-                    raise
-                except RuntimeError as exc:
-                    raise ModelError(
-                        f"{lm.arch} failed to code tile {i}: {_one_line(exc)}"
-                    ) from None
-                bh, bw = latent_shape_bound(h, w)
+            try:
+                latents = None
+                if steps:
+                    from licodec.entropy.refine import refine_latents
+
+                    r = refine_latents(model, xt, lmbda, steps, rate=rate.get("rate"),
+                                       progress=stepped)
+                    latents = (r.y, r.z)
+                    done_steps += steps
+                with torch.inference_mode():
+                    out = model.compress(xt, **rate, portable=self.portable,
+                                         reconstruct=reconstruct, latents=latents)
+                strings = out["strings"]
+                shape = tuple(int(s) for s in out["shape"])
                 if (
-                    not (1 <= shape[0] <= bh and 1 <= shape[1] <= bw)
-                    or not y_stream
-                    or not z_stream
+                    len(strings) != 2
+                    or len(strings[0]) != 1
+                    or len(strings[1]) != 1
+                    or len(shape) != 2
+                    or "latent_crc" not in out
                 ):
-                    raise ModelError(f"{lm.arch} produced a latent the format cannot store")
+                    raise ModelError(f"{lm.arch}.compress returned an unsupported stream layout")
+                y_stream, z_stream = bytes(strings[0][0]), bytes(strings[1][0])
+                x_hat = out.get("x_hat")
+            except ModelError:
+                raise
+            except RuntimeError as exc:
+                raise ModelError(f"{lm.arch} failed to code tile {i}: {_one_line(exc)}") from None
+            bh, bw = latent_shape_bound(h, w)
+            if not (1 <= shape[0] <= bh and 1 <= shape[1] <= bw) or not y_stream or not z_stream:
+                raise ModelError(f"{lm.arch} produced a latent the format cannot store")
+            if reconstruct:
                 if not isinstance(x_hat, torch.Tensor) or tuple(x_hat.shape) != (1, 3, h, w):
                     raise ModelError(
                         f"{lm.arch}.compress returned no reconstruction of shape (1, 3, {h}, {w})"
                     )
                 px = _to_pixels(x_hat, src.colour)
-                crc = _chain(out["latent_crc"], crc)
                 ref = src.pixels[y : y + h, x : x + w]
                 sse += float(np.square(px.astype(np.float64) - ref).sum())
                 if recon is not None:
                     recon[y : y + h, x : x + w] = px
-                records.append(TileRecord(shape, z_stream, y_stream))
-                if progress is not None:
-                    progress(i + 1, len(rects))
+            crc = _chain(out["latent_crc"], crc)
+            records.append(TileRecord(shape, z_stream, y_stream))
+            if progress is not None:
+                progress(i + 1, len(rects))
+        return _Coded(records, crc, sse, recon)
 
-        alpha_method = alpha_data = None
-        if src.alpha is not None:
-            alpha_method, alpha_data = encode_alpha(src.alpha)
+    def _assemble(
+        self, src: Any, lm: LoadedModel, grid: tuple[int, int] | None, code: int | None,
+        coded: _Coded, alpha: tuple[Any, bytes] | None,
+    ) -> Container:
+        """The container of ``coded`` tiles (what :func:`serialise` writes)."""
+        quality, rate_code = lm.quality, None
+        if code is not None:
+            n = lm.num_rates
+            exact = point_of(code, n)
+            quality = exact if exact is not None else nearest_point(code, n)
+            rate_code = None if exact is not None else code
+        alpha_method, alpha_data = (None, None) if alpha is None else alpha
         srgb = src.icc_profile is not None and is_standard_srgb(src.icc_profile)
-        container = Container(
+        return Container(
             model_id=lm.arch,
             weights_digest=lm.digest,
             width=src.width,
             height=src.height,
             colour=src.colour,
-            tiles=records,
-            check_crc=crc,
-            quality=lm.quality,
+            tiles=coded.records,
+            check_crc=coded.crc,
+            quality=quality,
             metric=lm.metric,
             tile_size=grid,
             icc_profile=None if srgb else src.icc_profile,
@@ -582,27 +821,7 @@ class Codec:
             alpha_method=alpha_method,
             alpha_data=alpha_data,
             portable=self.portable,
-        )
-        data = serialise(container)
-        n_values = src.pixels.size
-        mse = sse / n_values
-        psnr = 10 * math.log10(255**2 / mse) if mse > 0 else math.inf
-        rec_img = None
-        if recon is not None:
-            rec_img = _image_of(recon, container, src.alpha)
-        return EncodeResult(
-            data=data,
-            width=src.width,
-            height=src.height,
-            colour=src.colour.name,
-            tiles=len(rects),
-            bpp=len(data) * 8 / (src.width * src.height),
-            psnr=psnr,
-            seconds=time.perf_counter() - t0,
-            model=lm.arch,
-            notices=notices,
-            reconstruction=rec_img,
-            stats=dict(container.stats),
+            rate_code=rate_code,
         )
 
     def compress(
@@ -684,7 +903,11 @@ class Codec:
         rects = tile_rects(c.width, c.height, c.tile_size)
         crc = 0
         model = lm.module
-        rate = lm.rate_kwargs(c.quality)
+        if c.rate_code is not None and not lm.num_rates:
+            raise FormatError(
+                f"file names a quality between trained points, but {lm.arch} is fixed-rate"
+            )
+        rate = lm.rate_kwargs(c.quality, c.rate_code)
         with torch.inference_mode():
             for i, ((x, y, w, h), t) in enumerate(zip(rects, c.tiles)):
                 try:

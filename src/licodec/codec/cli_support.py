@@ -280,6 +280,8 @@ class LazyBar:
     def update(self, done: int, total: int) -> None:
         if self.disabled or total <= 1:
             return
+        if self.bar is not None and done < self.bar.n:  # a new pass (a --size search try)
+            self.close()
         if self.bar is None:
             self.bar = _new_bar(total, self.name, self.unit, initial=done)
         _advance(self.bar, done)

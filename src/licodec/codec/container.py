@@ -16,6 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from licodec.codec.quality import QUALITY_CODES
 from licodec.errors import FormatError
 
 __all__ = [
@@ -42,8 +43,10 @@ __all__ = [
 #: Two magic bytes: 0x89 keeps text files (and 7-bit transports) from matching.
 MAGIC = b"\x89L"
 #: Version 4: the streams are range-coded (constriction); versions 1-3 hold CompressAI
-#: rANS streams. The version is what names the entropy coder (``coder``).
-FORMAT_VERSION = 4
+#: rANS streams. The version is what names the entropy coder (``coder``). Version 5
+#: adds the RATE chunk (a quality between a variable-rate model's trained points);
+#: a file without it is laid out exactly as version 4.
+FORMAT_VERSION = 5
 #: Default bound on width * height that the parser accepts (about 268 Mpixel).
 MAX_PIXELS = 1 << 28
 #: Largest tile side the format allows; bounds the memory one tile decode needs.
@@ -65,6 +68,9 @@ class Chunk(IntEnum):
     EXIF = 3  # zlib of the EXIF TIFF structure (without the "Exif\0\0" prefix)
     XMP = 4  # zlib of the XMP packet (UTF-8)
     TEXT = 5  # zlib of UTF-8 JSON [[key, value], ...]: PNG text chunks
+    #: Critical (version 5): varint, the quality on the 0-100 scale in hundredths
+    #: (:mod:`licodec.codec.quality`), present only between trained points.
+    RATE = 0x86
 
 
 _CRITICAL = 0x80
@@ -142,6 +148,9 @@ class Container:
     text: tuple[tuple[str, str], ...] = ()  # PNG text chunks, in order (version 3)
     alpha_method: AlphaMethod | None = None
     alpha_data: bytes | None = None
+    #: The quality (0..100 in hundredths) when it lies between a variable-rate model's
+    #: trained points (version 5); None: the trained point ``quality``.
+    rate_code: int | None = None
     #: Entropy parameters computed in float64 (decodable on any machine).
     portable: bool = False
     version: int = FORMAT_VERSION
@@ -330,10 +339,16 @@ def _chunks_of(c: Container) -> list[tuple[int, bytes]]:
     if c.text:
         blob = json.dumps([list(kv) for kv in c.text], ensure_ascii=False).encode()
         out.append((Chunk.TEXT, zlib.compress(blob, 9)))
+    if c.rate_code is not None:
+        if not 0 <= c.rate_code <= QUALITY_CODES:
+            raise ValueError(f"rate code {c.rate_code} is outside 0..{QUALITY_CODES}")
+        out.append((Chunk.RATE, encode_varint(c.rate_code)))
     return out
 
 
-def _read_chunks(body: memoryview, pos: int, end: int, c: dict[str, object]) -> int:
+def _read_chunks(
+    body: memoryview, pos: int, end: int, c: dict[str, object], version: int
+) -> int:
     """Parse a version-3 chunk list at ``pos`` into ``c``'s fields; returns the new pos."""
     count, pos = decode_varint(body, pos, "chunk count", MAX_CHUNKS)
     if count == 0:
@@ -365,6 +380,11 @@ def _read_chunks(body: memoryview, pos: int, end: int, c: dict[str, object]) -> 
             c["xmp"] = _inflate(data, MAX_METADATA_BYTES, "XMP")
         elif kind == Chunk.TEXT:
             c["text"] = _parse_text(_inflate(data, MAX_METADATA_BYTES, "text"))
+        elif kind == Chunk.RATE and version >= 5:
+            code, used = decode_varint(data, 0, "rate", QUALITY_CODES)
+            if used != len(data):
+                raise FormatError("rate chunk has trailing bytes")
+            c["rate_code"] = code
         elif kind & _CRITICAL:
             raise FormatError(f"file needs chunk type {kind}, which this licodec does not "
                               "know; upgrade licodec")
@@ -484,7 +504,7 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
 
     meta: dict[str, object] = {}
     if has_icc and version >= 3:  # bit 2: a chunk list
-        pos = _read_chunks(body, pos, end, meta)
+        pos = _read_chunks(body, pos, end, meta, version)
     elif has_icc:  # bit 2: one ICC chunk
         icc_len, pos = decode_varint(body, pos, "ICC chunk length", end - pos)
         if icc_len == 0:

@@ -28,6 +28,8 @@ def file_info(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS
         "coder": c.coder,
         "model": c.model_id,
         "quality": c.quality,
+        # the 0-100 quality of a file coded between trained points (format 5), else None
+        "quality_scale": None if c.rate_code is None else c.rate_code / 100,
         "metric": c.metric,
         "weights_digest": c.weights_digest.hex(),
         "width": c.width,

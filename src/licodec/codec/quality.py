@@ -1,4 +1,4 @@
-"""The 0–100 quality scale of ``compress``, and targets in bytes or bits per pixel.
+"""The encoder's knobs: the 0–100 quality scale, size/bpp targets, effort levels.
 
 A variable-rate model with ``n`` trained operating points (gain vectors) is
 coded at any quality ``Q`` in 0..100: its position between the trained points
@@ -18,13 +18,20 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Callable
 from fractions import Fraction
+from typing import Any
 
 __all__ = [
+    "EFFORT_MAX",
+    "MAX_BPP",
     "QUALITY_CODES",
     "QUALITY_MAX",
     "code_of",
+    "effort_steps",
     "nearest_point",
+    "parse_bpp",
+    "parse_effort",
     "parse_quality",
     "parse_size",
     "point_code",
@@ -37,13 +44,27 @@ __all__ = [
 QUALITY_MAX = 100
 #: Steps of the stored scale: Q is kept to 1/100.
 QUALITY_CODES = 100 * QUALITY_MAX
+#: Highest ``--bpp`` accepted (8-bit RGBA stored raw).
+MAX_BPP = 32.0
+#: Gradient steps of the encoder's latent refinement per effort level
+#: (:mod:`licodec.entropy.refine`); level 0 codes the analysis transform's latents.
+EFFORT_STEPS = (0, 20, 40, 80, 160)
+#: Highest ``--effort``.
+EFFORT_MAX = len(EFFORT_STEPS) - 1
+
+
+def effort_steps(effort: int) -> int:
+    """Refinement steps of effort level ``effort`` (0..:data:`EFFORT_MAX`)."""
+    if not 0 <= effort <= EFFORT_MAX:
+        raise ValueError(f"effort must be in 0..{EFFORT_MAX}, got {effort}")
+    return EFFORT_STEPS[effort]
 
 
 def code_of(quality: float) -> int:
     """``quality`` (0..100) as the integer the file stores (hundredths, rounded)."""
     if not (math.isfinite(quality) and 0 <= quality <= QUALITY_MAX):
         raise ValueError(f"quality must be a number in 0..{QUALITY_MAX}, got {quality}")
-    return int(round(quality * 100))
+    return round(quality * 100)
 
 
 def quality_of(code: int) -> float:
@@ -76,7 +97,7 @@ def nearest_point(code: int, num_points: int) -> int:
     if num_points < 2:
         return 1
     t = Fraction(code * (num_points - 1), QUALITY_CODES)
-    return int(math.ceil(t - Fraction(1, 2))) + 1
+    return math.ceil(t - Fraction(1, 2)) + 1
 
 
 def rate_position(code: int, num_points: int) -> int | float:
@@ -90,16 +111,22 @@ def rate_position(code: int, num_points: int) -> int | float:
     return (code * (num_points - 1)) / QUALITY_CODES
 
 
+def _number(text: str, kind: type, ok: Callable[[float], bool], expected: str, bad: str) -> Any:
+    """``text`` as a ``kind`` for which ``ok`` holds; else argparse's error (``expected``
+    when it is not a number at all, ``bad`` when it is out of range)."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+    if not (math.isfinite(value) and ok(value)):
+        raise argparse.ArgumentTypeError(f"{bad}, got {text}")
+    return value
+
+
 def parse_quality(text: str) -> float:
     """argparse type: a quality on 0..100 (a float; kept to 1/100)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a quality in 0..{QUALITY_MAX}, got {text!r}") from None
-    if not (math.isfinite(value) and 0 <= value <= QUALITY_MAX):
-        raise argparse.ArgumentTypeError(f"expected a quality in 0..{QUALITY_MAX}, got {text}")
-    return value
+    what = f"expected a quality in 0..{QUALITY_MAX}"
+    return float(_number(text, float, lambda v: 0 <= v <= QUALITY_MAX, what, what))
 
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)(i?[bB]?)\s*$")
@@ -120,4 +147,17 @@ def parse_size(text: str) -> int:
     value = float(number) * scale
     if not math.isfinite(value) or value < 1:
         raise argparse.ArgumentTypeError(f"size must be at least 1 byte, got {text!r}")
-    return int(round(value))
+    return round(value)
+
+
+def parse_bpp(text: str) -> float:
+    """argparse type: a target in bits per pixel, in (0, MAX_BPP]."""
+    return float(_number(text, float, lambda v: 0 < v <= MAX_BPP,
+                         "expected bits per pixel such as 0.5", f"bpp must be in (0, {MAX_BPP:g}]"))
+
+
+def parse_effort(text: str) -> int:
+    """argparse type: an effort level, 0..EFFORT_MAX."""
+    return int(_number(text, int, lambda v: 0 <= v <= EFFORT_MAX,
+                       f"expected an effort level in 0..{EFFORT_MAX}",
+                       f"effort must be in 0..{EFFORT_MAX}"))

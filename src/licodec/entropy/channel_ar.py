@@ -108,7 +108,7 @@ def _interpolate(p: Tensor, position: float) -> Tensor:
 
     At an integer position it is that row exactly (as a trained rate is).
     """
-    seg = min(int(math.floor(position)), p.shape[0] - 1)
+    seg = min(math.floor(position), p.shape[0] - 1)
     frac = position - seg
     if frac == 0:
         return p[seg].double()
@@ -444,6 +444,11 @@ class ChannelARModel(nn.Module):
     def _z_medians_like(self, z: Tensor) -> Tensor:
         return self.entropy_bottleneck._medians_for(z.shape[0], z.dim() - 2)
 
+    def latents(self, x: Tensor, rate: float | None = None) -> tuple[Tensor, Tensor]:
+        """The ``(y, z)`` that :meth:`compress` would code for ``x`` (the start of a refinement)."""
+        xp, _ = self._pad(x)
+        return self._latents(xp, self._gains(rate, x.shape[0]))
+
     # -- the CompressAI model contract (forward, compress, decompress, update) ------
 
     def forward(
@@ -452,6 +457,7 @@ class ChannelARModel(nn.Module):
         rate: float | Tensor | None = None,
         portable: bool = False,
         latents: tuple[Tensor, Tensor] | None = None,
+        rounding: Callable[[Tensor], Tensor] | None = None,
     ) -> dict[str, Any]:
         """Reconstruction (unclamped) and likelihoods of ``y`` and ``z``.
 
@@ -462,7 +468,8 @@ class ChannelARModel(nn.Module):
         ``(y, z)`` to use instead of the analysis transforms' (the encoder's
         refinement, :mod:`licodec.entropy.refine`). In eval mode the
         likelihoods are those of the rounded latents, with straight-through
-        gradients.
+        gradients; ``rounding`` (eval mode) replaces that rounding of
+        ``y - mu`` (the refinement's annealed soft rounding).
         """
         size = (x.shape[-2], x.shape[-1])
         gains = self._gains(rate, x.shape[0])
@@ -478,8 +485,10 @@ class ChannelARModel(nn.Module):
         y_likelihoods: list[Tensor] = []
         gc = self.gaussian_conditional
 
+        round_y = ste_round if rounding is None or self.training else rounding
+
         def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
-            y_tilde = ste_round(y_slices[k] - mu) + mu
+            y_tilde = round_y(y_slices[k] - mu) + mu
             if self.training:
                 _, lik = gc(y_slices[k], sigma, mu)
             else:
