@@ -635,7 +635,8 @@ class Codec:
         if target is not None:
             from licodec.codec.ratecontrol import search_size
 
-            lm.code_of(0)  # a fixed-rate model has no scale to search: say so
+            if code is None:  # a fixed-rate model has no scale to search: say so
+                lm.code_of(0)
             raw = src.width * src.height * (src.colour.channels + int(src.colour.has_alpha))
             if target > raw:
                 raise TargetError(
@@ -732,7 +733,7 @@ class Codec:
         crc = 0
         sse = 0.0
         model = lm.module
-        rate = lm.rate_kwargs(None, code) if code is not None else lm.rate_kwargs()
+        rate = lm.rate_kwargs(None, code)
         done_steps = 0
 
         def stepped(done: int, total: int) -> None:
