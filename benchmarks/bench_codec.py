@@ -15,6 +15,7 @@ Usage::
 
     python benchmarks/bench_codec.py --models stf --sizes 768x512,6000x4000
     python benchmarks/bench_codec.py --models stf-lite,wacnn-lite --threads 2
+    python benchmarks/bench_codec.py --models wacnn-lite --weights W --effort 1 --sizes 6000x4000
 
 Prints a table and writes ``benchmarks/results/codec_<timestamp>.json``.
 """
@@ -104,15 +105,20 @@ def worker(args: argparse.Namespace) -> None:
     from licodec.codec.api import Codec
     from licodec.codec.image_io import encode_image
 
-    model = _load_model(args.model, args.weights)
+    if args.effort:  # refinement needs the λ, which only a weights file records
+        codec = Codec(weights=args.weights, q=50, effort=args.effort,
+                      tile_size=args.tile_size, portable=args.portable)
+        codec.load()
+    else:
+        model = _load_model(args.model, args.weights)
+        rates = int(getattr(model, "num_rates", 0) or 0)
+        codec = Codec(
+            model,
+            quality=rates // 2 + 1 if rates else None,
+            tile_size=args.tile_size,
+            portable=args.portable,
+        )
     model_rss = _rss_now()
-    rates = int(getattr(model, "num_rates", 0) or 0)
-    codec = Codec(
-        model,
-        quality=rates // 2 + 1 if rates else None,
-        tile_size=args.tile_size,
-        portable=args.portable,
-    )
     from licodec.errors import LicodecError
 
     t0 = time.perf_counter()
@@ -162,6 +168,8 @@ def _run_worker(step: str, model: str, args: argparse.Namespace, inp: str, out: 
         cmd += ["--weights", args.weights]
     if args.save_recon:
         cmd += ["--save-recon"]
+    if args.effort:
+        cmd += ["--effort", str(args.effort)]
     if not args.portable:
         cmd += ["--no-portable"]
     env = {
@@ -181,6 +189,8 @@ def main() -> None:
     p.add_argument("--weights", help="weights file (one model); default: random weights")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tile-size", type=int, default=1024)
+    p.add_argument("--effort", type=int, default=0,
+                   help="encoder effort (refinement; needs --weights, quality 50)")
     p.add_argument("--out", help="JSON path (default: benchmarks/results/codec_<time>.json)")
     p.add_argument("--keep", metavar="DIR", help="keep the images and .lic files in DIR")
     p.add_argument(
@@ -276,6 +286,7 @@ def main() -> None:
                 "weights": args.weights or "random (seed 0)",
                 "tile_size": args.tile_size,
                 "portable": args.portable,
+                "effort": args.effort,
                 "results": rows,
             },
             indent=2,

@@ -246,6 +246,16 @@ def test_size_targets_land_within_two_percent(seed: int) -> None:
     _decodes_to_reconstruction(res)
 
 
+def test_size_target_of_a_tiled_image_counts_every_tile() -> None:
+    img = _pil(80, 150, 3)
+    lo = len(Codec(q=0, tile_size=64).compress(img))
+    hi = len(Codec(q=100, tile_size=64).compress(img))
+    target = int(math.sqrt(lo * hi))  # one global quality, the sum of six tiles
+    res = Codec(size=target, tile_size=64).encode(img, keep_reconstruction=True)
+    assert res.tiles == 6 and abs(len(res.data) - target) <= 0.02 * target, (lo, hi, len(res.data))
+    _decodes_to_reconstruction(res)
+
+
 def test_bpp_target() -> None:
     img = _pil(64, 80, 4)
     res = Codec(bpp=0.9).encode(img)
@@ -331,6 +341,24 @@ def test_refined_latents_cost_less_and_decode_bit_for_bit() -> None:
     assert real_loss(refined) < real_loss(plain)
     _decodes_to_reconstruction(refined)
     assert Codec(q=40, effort=1).compress(img) == refined.data  # seeded: encodes repeat
+
+
+@pytest.mark.parametrize("name", ["stf-lite", "tcm-lite"])
+def test_refinement_of_every_lite_family_decodes_bit_for_bit(name: str, tmp_path: Path) -> None:
+    from licodec.zoo.registry import create_model
+    from licodec.zoo.weights import save_weights
+
+    torch.manual_seed(0)
+    model = create_model(name, num_rates=2).eval()
+    model.update(force=True)
+    meta = {"qualities": [1, 2], "lambdas": [0.0035, 0.013], "metric": "mse"}
+    w = save_weights(model, tmp_path / f"{name}.safetensors", meta=meta)
+    img = _pil(64, 64, 8)
+    plain = Codec(weights=w, q=50).encode(img, keep_reconstruction=True)
+    refined = Codec(weights=w, q=50, effort=1).encode(img, keep_reconstruction=True)
+    assert refined.data != plain.data
+    decoded = np.asarray(Codec(weights=w).decode(refined.data))
+    assert np.array_equal(decoded, np.asarray(refined.reconstruction))
 
 
 def test_refinement_per_tile_and_without_portable(tmp_path: Path) -> None:

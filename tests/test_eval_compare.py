@@ -175,7 +175,7 @@ def test_compare_bad_inputs(
         ([img, "--bpp", "1", "-o", str(tmp_path / "f.txt")], 3, ".png"),
         ([img, "--weights", w, str(setup["high"]), "--codecs", "none", "-o", fig], 3, "--bpp"),
         ([img, "--model", "nope", "-o", fig], 5, "unknown model"),
-        ([str(tmp_path / "none.png"), "--bpp", "1", "-o", fig], 3, "cannot read"),
+        ([str(tmp_path / "none.png"), "--bpp", "1", "-o", fig], 3, "none.png: no such file"),
     ]
     for argv, code, text in cases:
         rc, _, err = _run(capsys, *argv)

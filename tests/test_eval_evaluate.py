@@ -14,7 +14,8 @@ from eval_helpers import tiny_weights, write_images
 
 from licodec.cli.main import main
 from licodec.codec.api import Codec
-from licodec.eval.metrics import load_rgb, ms_ssim, psnr
+from licodec.codec.image_io import read_rgb
+from licodec.eval.metrics import ms_ssim, psnr
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_eval_real_files_and_resume(
 
     # Every number against an independent recomputation from real files.
     for name, rec in first["per_image"].items():
-        rgb = load_rgb(tmp_path / "imgs" / name)
+        rgb = read_rgb(tmp_path / "imgs" / name)
         n_px = rgb.shape[0] * rgb.shape[1]
         assert rec["size"] == [176, 168]
         for i, w in enumerate(weights):
@@ -122,7 +123,7 @@ def test_eval_estimate_mode(
     assert "estimated" in data["name"] and "ESTIMATED" in data["description"]
     model, _ = load_weights(weights[1])
     for name, rec in data["per_image"].items():
-        rgb = load_rgb(tmp_path / "imgs" / name)
+        rgb = read_rgb(tmp_path / "imgs" / name)
         x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255
         with torch.no_grad():
             fwd = model(x)

@@ -76,16 +76,16 @@ def run(args: argparse.Namespace) -> int:
 
     from licodec.codec.cli_support import apply_threads
     from licodec.codec.device import resolve_device
+    from licodec.codec.image_io import read_rgb
     from licodec.errors import InputError
     from licodec.eval.bitmap import likelihood_map, render_bitmap
     from licodec.eval.evaluate import resolve_points
-    from licodec.eval.metrics import load_rgb
     from licodec.eval.plot import check_figure_path
 
     check_figure_path(args.output)
     if args.save_map and not args.save_map.endswith(".npy"):
         raise InputError(f"--save-map {args.save_map}: must end in .npy")
-    rgb = load_rgb(args.image)
+    rgb = read_rgb(args.image)
     from licodec.eval.evaluate import default_points, is_variable_rate
 
     vr_file = bool(args.weights) and is_variable_rate(args.weights)
@@ -119,23 +119,12 @@ def run(args: argparse.Namespace) -> int:
         rgb, bm, args.output, layout=args.layout, include_z=include_z, title=title, vmax=args.vmax
     )
     if args.save_map:
-        import os
-        import uuid
-
         import numpy as np
 
-        from licodec.errors import OutputError
+        from licodec.codec.files import atomic_output
 
-        out = Path(args.save_map)
-        tmp = out.with_name(f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.npy")
-        try:
-            np.save(tmp, bm.map(include_z))
-            os.replace(tmp, out)
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_output(args.save_map) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, bm.map(include_z))  # a file object: np.save would append .npy to a name
     print(
         f"{Path(args.image).name}: estimated {bm.bpp:.4f} bpp "
         f"(y {bm.y_bpp:.4f}, z {bm.z_bpp:.4f}; {bm.total_bits:.0f} bits), "

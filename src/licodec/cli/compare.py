@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from licodec.codec.cli_support import apply_threads, check_device
+    from licodec.codec.image_io import read_rgb
     from licodec.errors import InputError
     from licodec.eval.baselines import get_codec
     from licodec.eval.compare import SIZE_TOLERANCE, render_compare, run_compare
-    from licodec.eval.metrics import load_rgb
     from licodec.eval.plot import check_figure_path
 
     check_figure_path(args.output)
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             points = default_points(args.model)
     if not points and not codecs:
         raise InputError("nothing to compare: give a learned model and/or --codecs")
-    rgb = load_rgb(args.image)
+    rgb = read_rgb(args.image)
     if points:  # classical codecs alone run no model
         check_device(args.device)
     apply_threads(args.threads)

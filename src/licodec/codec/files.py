@@ -1,9 +1,10 @@
 """Reading inputs and writing outputs the way the CLI promises.
 
-Outputs are written to a temporary file in the destination directory and moved
-into place only when complete, so an error or an interrupt never leaves a
-partial file. Without ``overwrite`` the move is a hard link, which fails
-atomically if the destination appeared meanwhile.
+Every file the package writes (coded files, images, weights, checkpoints,
+configs, results, plots) goes through :func:`atomic_output`: a temporary file in
+the destination directory, moved into place only when complete, so an error or
+an interrupt never leaves a partial file. Without ``overwrite`` the move is a
+hard link, which fails atomically if the destination appeared meanwhile.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,6 +24,7 @@ from licodec.errors import InputError, OutputError
 
 __all__ = [
     "STDIO",
+    "atomic_output",
     "check_input",
     "check_output",
     "expand_inputs",
@@ -153,19 +157,35 @@ def write_atomic(path: str, data: bytes, overwrite: bool) -> None:
         except (BrokenPipeError, OSError) as exc:
             raise OutputError(f"cannot write to stdout ({exc.strerror or exc})") from None
         return
-    p = Path(path)
     check_output(path, overwrite)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextmanager
+def atomic_output(
+    path: str | os.PathLike[str], overwrite: bool = True, mkdir: bool = False
+) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the caller to write; on a clean exit it is
+    synced, given the permissions the umask allows and moved onto ``path``.
+
+    Every file the package writes goes through here, so none is ever seen half
+    written and none is left behind: on any error, Ctrl-C included, the temporary
+    file is removed. ``overwrite=False`` fails (atomically) if ``path`` exists.
+    """
+    p = Path(path)
     try:
+        if mkdir:
+            p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+        os.close(fd)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())
+            yield Path(tmp)
+            _fsync(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
             if overwrite:
                 os.replace(tmp, p)
             else:
@@ -174,9 +194,24 @@ def write_atomic(path: str, data: bytes, overwrite: bool) -> None:
             raise OutputError(f"{path} exists; use -f to overwrite") from None
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        _fsync(p.parent)  # the rename itself durable (best effort)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def _fsync(path: str | Path) -> None:
+    """Flush ``path`` (a file, or a directory's entries) to disk; silently where unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _link_no_clobber(tmp: str, dest: Path) -> None:
@@ -198,7 +233,7 @@ def _umask() -> int:
     return mask
 
 
-def expand_inputs(items: Iterable[str], extensions: set[str]) -> list[str]:
+def expand_inputs(items: Iterable[str], extensions: AbstractSet[str]) -> list[str]:
     """Inputs as given, with each directory replaced by its files of ``extensions`` (sorted).
 
     A missing input raises :class:`InputError`; a directory without matching

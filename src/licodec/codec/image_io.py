@@ -41,6 +41,8 @@ __all__ = [
     "image_extensions",
     "load_image",
     "output_format",
+    "read_rgb",
+    "register_plugins",
     "to_pil",
 ]
 
@@ -103,10 +105,31 @@ class SourceImage:
         return t
 
 
-def image_extensions() -> set[str]:
-    """File extensions Pillow can open (lower case, with the dot)."""
+def register_plugins() -> None:
+    """Teach Pillow JPEG XL when pillow-jxl-plugin is installed; the one place that does,
+    called before anything opens or lists images."""
+    try:
+        import pillow_jxl  # noqa: F401  (registers on import)
+    except ImportError:
+        pass
+
+
+def image_extensions() -> frozenset[str]:
+    """File extensions Pillow can open (lower case, with the dot): the one list that the
+    codec, training and evaluation use to pick images out of a folder."""
+    register_plugins()
     exts = Image.registered_extensions()
-    return {e.lower() for e, fmt in exts.items() if fmt in Image.OPEN}
+    return frozenset(e.lower() for e, fmt in exts.items() if fmt in Image.OPEN)
+
+
+def read_rgb(source: ImageSource, name: str | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image exactly as the codec reads it (orientation
+    applied, 16-bit rounded to 8, alpha dropped, grey replicated): training,
+    evaluation and the metrics all read pixels this one way."""
+    pixels = load_image(source, keep_alpha=False, name=name, keep_metadata="none").pixels
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    return pixels
 
 
 def _open(source: ImageSource, name: str) -> Image.Image:
@@ -135,6 +158,7 @@ def _open(source: ImageSource, name: str) -> Image.Image:
         fp = io.BytesIO(raw)
     else:
         fp = source
+    register_plugins()
     try:
         img = Image.open(fp)
         img.load()

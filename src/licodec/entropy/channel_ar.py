@@ -436,7 +436,8 @@ class ChannelARModel(nn.Module):
         """
         gc = self.gaussian_conditional
         table = gc.scale_table[:-1].to(sigma.dtype)
-        return torch.bucketize(gc.lower_bound_scale(sigma), table).int()
+        # contiguous: bucketize copies (and warns about) a strided input, e.g. a tile's slice
+        return torch.bucketize(gc.lower_bound_scale(sigma).contiguous(), table).int()
 
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians()

@@ -40,7 +40,6 @@ from licodec.errors import InputError, OutputError
 
 __all__ = [
     "CODECS",
-    "IMAGE_SUFFIXES",
     "BaselineCodec",
     "evaluate_image",
     "get_codec",
@@ -48,9 +47,6 @@ __all__ = [
     "list_images",
     "run_baselines",
 ]
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
-
 
 # --------------------------------------------------------------------------- codecs
 
@@ -127,16 +123,19 @@ def _check_pil(feature: str) -> Callable[[], str | None]:
 
 
 def _check_jxl() -> str | None:
-    try:
-        import pillow_jxl  # noqa: F401  (registers the JPEG XL plugin)
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("pillow_jxl") is None:
         return "pillow-jxl-plugin is not installed (pip install 'licodec[eval]')"
     return None
 
 
 def _jxl_encode(rgb: np.ndarray, value: float) -> bytes:
-    import pillow_jxl  # noqa: F401
     from PIL import Image
+
+    from licodec.codec.image_io import register_plugins
+
+    register_plugins()
 
     buf = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(
@@ -146,8 +145,9 @@ def _jxl_encode(rgb: np.ndarray, value: float) -> bytes:
 
 
 def _jxl_decode(data: bytes) -> np.ndarray:
-    import pillow_jxl  # noqa: F401
+    from licodec.codec.image_io import register_plugins
 
+    register_plugins()
     return _pil_decode(data)
 
 
@@ -393,9 +393,12 @@ def list_images(directory: str | Path) -> list[Path]:
         raise InputError(f"{d}: no such directory")
     if not d.is_dir():
         raise InputError(f"{d}: not a directory")
-    images = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    from licodec.codec.image_io import image_extensions
+
+    extensions = image_extensions()
+    images = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in extensions)
     if not images:
-        raise InputError(f"{d}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise InputError(f"{d}: no images found (no file with an extension Pillow reads)")
     return images
 
 
@@ -408,10 +411,11 @@ def evaluate_image(
     "psnr-rgb": [...], "ms-ssim-rgb": [...], "ms-ssim-db-rgb": [...],
     "encoding_time": [...], "decoding_time": [...]}``.
     """
-    from licodec.eval.metrics import image_metrics, load_rgb
+    from licodec.codec.image_io import read_rgb
+    from licodec.eval.metrics import image_metrics
 
     c = get_codec(codec) if isinstance(codec, str) else codec
-    rgb = load_rgb(path)
+    rgb = read_rgb(path)
     record: dict[str, Any] = {"size": [int(rgb.shape[1]), int(rgb.shape[0])], c.knob: list(values)}
     for value in values:
         t0 = time.perf_counter()

@@ -288,9 +288,9 @@ class _Evaluator:
         self, path: str | Path, points: Sequence[OperatingPoint] | None = None
     ) -> dict[str, Any]:
         """The record of ``path`` at ``points`` (default: all of this evaluator's)."""
-        from licodec.eval.metrics import load_rgb
+        from licodec.codec.image_io import read_rgb
 
-        rgb = load_rgb(path)
+        rgb = read_rgb(path)
         record: dict[str, Any] = {"size": [int(rgb.shape[1]), int(rgb.shape[0])]}
         for point in self.points if points is None else points:
             if self.estimate:

@@ -11,7 +11,6 @@ functions so that their numbers are comparable.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,6 @@ __all__ = [
     "MS_SSIM_MIN_SIDE",
     "bpp",
     "image_metrics",
-    "load_rgb",
     "ms_ssim",
     "ms_ssim_db",
     "ms_ssim_from_db",
@@ -73,20 +71,6 @@ def unit_float_to_uint8(x: Any) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {arr.shape}")
     return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
-
-
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB; unreadable files are an InputError."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("RGB", "RGBA", "L", "LA", "P", "CMYK", "YCbCr"):
-                raise InputError(f"{path}: unsupported image mode {im.mode} (need 8-bit RGB)")
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{path}: cannot read image ({exc})") from None
 
 
 def psnr(original: Any, decoded: Any) -> float:

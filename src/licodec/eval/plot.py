@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from licodec.codec.files import atomic_output
 from licodec.errors import InputError, LicodecError, OutputError
 
 __all__ = ["check_figure_path", "plot_rd", "save_figure"]
@@ -105,16 +104,7 @@ def check_figure_path(output: str | Path) -> Path:
 
 
 def save_figure(fig: Any, output: str | Path, dpi: int = 150) -> None:
-    """Save a matplotlib Figure via a temporary file and os.replace (no half-written images)."""
+    """Save a matplotlib Figure atomically (no half-written images)."""
     out = check_figure_path(output)
-    suffix = out.suffix.lower().lstrip(".")
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{out.suffix}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(tmp, dpi=dpi, format=suffix)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(out, mkdir=True) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=out.suffix.lower().lstrip("."))

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from licodec.errors import FormatError, InputError, OutputError
+from licodec.codec.files import atomic_output
+from licodec.errors import FormatError, InputError
 
 __all__ = [
     "METRIC_KEYS",
@@ -256,20 +255,9 @@ def load_results(path: str | Path) -> RDCurve:
 
 
 def write_json_atomic(data: Any, path: str | Path) -> None:
-    """Write JSON via a temporary file and os.replace, so readers never see half a file."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "x", encoding="utf-8") as fh:  # "x": honours the umask, unlike mkstemp
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, p)
-    except OSError as exc:
-        raise OutputError(f"{p}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write JSON atomically, so readers never see half a file."""
+    with atomic_output(path, mkdir=True) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def save_results(curve: RDCurve, path: str | Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -22,7 +21,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from licodec.errors import InputError, OutputError
+from licodec.codec.files import atomic_output
+from licodec.errors import InputError
 
 __all__ = [
     "LAMBDAS_MSE_STF_WACNN",
@@ -430,18 +430,8 @@ def save_yaml(
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with atomic_output(path, mkdir=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def resolve_config(

@@ -30,22 +30,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from licodec.codec.image_io import image_extensions, read_rgb
 from licodec.errors import InputError
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "CropDataset",
     "ImageIndex",
     "StreamSampler",
-    "load_rgb",
     "scan_images",
 ]
-
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
-     ".gif", ".jxl"}
-)
-
 
 @dataclass
 class ImageIndex:
@@ -87,13 +80,6 @@ class ImageIndex:
         return text + (f" (skipped: {', '.join(skipped)})" if skipped else "")
 
 
-def _register_plugins() -> None:
-    try:  # JPEG XL support when the plugin is installed
-        import pillow_jxl  # noqa: F401
-    except ImportError:
-        pass
-
-
 def _header_size(path: str) -> tuple[int, int] | None:
     from PIL import Image
 
@@ -106,7 +92,7 @@ def _header_size(path: str) -> tuple[int, int] | None:
 
 def scan_images(root: str | os.PathLike[str], min_size: int = 1, threads: int = 8) -> ImageIndex:
     """Find images below ``root`` (recursively, sorted) whose sides are >= ``min_size``."""
-    _register_plugins()
+    extensions = image_extensions()  # registers the plugins _header_size needs
     base = Path(root)
     if not base.is_dir():
         raise InputError(f"data folder not found: {root}")
@@ -114,7 +100,7 @@ def scan_images(root: str | os.PathLike[str], min_size: int = 1, threads: int = 
     for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            if not name.startswith(".") and Path(name).suffix.lower() in extensions:
                 candidates.append(os.path.relpath(os.path.join(dirpath, name), base))
     candidates.sort()
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
@@ -129,23 +115,6 @@ def scan_images(root: str | os.PathLike[str], min_size: int = 1, threads: int = 
             files.append(rel)
             kept.append(size)
     return ImageIndex(str(base.resolve()), files, kept, unreadable, small)
-
-
-def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode an image file to an (H, W, 3) uint8 array."""
-    from PIL import Image
-
-    _register_plugins()
-    with Image.open(path) as im:
-        if im.mode not in ("RGB", "L", "P", "RGBA", "CMYK", "YCbCr", "LA", "PA", "1"):
-            # 16-bit and float images: scale to 8 bits instead of clipping
-            arr = np.asarray(im, dtype=np.float64)
-            hi = 65535.0 if arr.max() > 255 else 255.0
-            arr = np.clip(np.round(arr * (255.0 / hi)), 0, 255).astype(np.uint8)
-            if arr.ndim == 2:
-                arr = np.repeat(arr[:, :, None], 3, axis=2)
-            return np.ascontiguousarray(arr[:, :, :3])
-        return np.array(im.convert("RGB"), dtype=np.uint8)  # writable copy
 
 
 def _mix(*words: int) -> int:
@@ -209,7 +178,7 @@ class CropDataset(Dataset):
     def _decode_all(self) -> list[np.ndarray]:
         def load(path: str) -> np.ndarray | None:
             try:
-                return load_rgb(path)
+                return read_rgb(path)
             except Exception:  # noqa: BLE001
                 return None
 
@@ -237,7 +206,7 @@ class CropDataset(Dataset):
         if self.images is not None:
             return self.images[i]
         try:
-            arr = load_rgb(self.paths[i])
+            arr = read_rgb(self.paths[i])
         except Exception:  # noqa: BLE001 - a broken file must not stop an epoch
             arr = None
         if arr is None or min(arr.shape[:2]) < self.crop:
@@ -271,7 +240,7 @@ def load_val_images(root: str, limit: int = 0) -> tuple[list[str], list[np.ndarr
     if not index.files:
         raise InputError(f"no readable images in validation folder {root}")
     files = index.files[:limit] if limit else index.files
-    return files, [load_rgb(os.path.join(index.root, f)) for f in files]
+    return files, [read_rgb(os.path.join(index.root, f)) for f in files]
 
 
 def collate_uint8(batch: Sequence[torch.Tensor]) -> torch.Tensor:

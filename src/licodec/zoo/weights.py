@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from licodec.errors import ModelError, OutputError
+from licodec.codec.files import atomic_output
+from licodec.errors import ModelError
 
 if TYPE_CHECKING:
     import torch
@@ -170,20 +170,8 @@ def save_weights(
         tables = _coder_tables(model)
     tensors.update(tables)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, mkdir=True) as tmp:
         save_file(tensors, tmp, metadata={_META_KEY: json.dumps(config)})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide shipped weights
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
