@@ -86,7 +86,7 @@ def _load_model(name: str, weights: str | None) -> Any:
         from licodec.zoo.weights import load_weights
 
         return load_weights(weights)[0]
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
 
     torch.manual_seed(0)
     model = create_model(name).eval()

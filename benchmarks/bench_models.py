@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from licodec.zoo.registry import create_model
+from licodec.models import create_model
 
 
 def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:

@@ -51,7 +51,7 @@ def raw_stepper(name: str, batch: int, crop: int, device: str, precision: str,
     import torch
 
     from licodec.train.losses import RateDistortionLoss
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
 
     torch.manual_seed(0)
     model = create_model(name).to(device).train()
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.data:
             make_images(data, 16, max(args.crop + 32, 288))
         for name in models:
-            from licodec.zoo.registry import create_model
+            from licodec.models import create_model
 
             n_params = sum(p.numel() for p in create_model(name).parameters())
             row: dict = {"model": name, "params_m": round(n_params / 1e6, 2)}

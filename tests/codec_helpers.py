@@ -31,7 +31,7 @@ def one_thread():
 @functools.cache
 def tiny_model(name: str, seed: int = 0) -> Any:
     """A registered tiny model with fixed random weights, eval mode, coder tables built."""
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
 
     torch.manual_seed(seed)
     model = create_model(name).eval()

@@ -34,7 +34,7 @@ def tiny_weights(path: Path, gain: float, quality: int, seed: int = 0) -> Path:
     """
     import torch
 
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
     from licodec.zoo.weights import save_weights
 
     torch.manual_seed(seed)

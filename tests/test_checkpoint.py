@@ -13,8 +13,8 @@ from conftest import smooth_image
 
 from licodec.cli.main import main
 from licodec.errors import InputError, ModelError
+from licodec.models import create_model
 from licodec.zoo.checkpoint import load_authors_checkpoint, normalize_state_dict
-from licodec.zoo.registry import create_model
 from licodec.zoo.weights import load_weights, read_config, save_weights, weights_digest
 
 
@@ -56,6 +56,13 @@ def test_authors_layout_loads_strictly_and_reproduces_outputs(
     torch.save(ckpt, path)
     kept = load_authors_checkpoint(path, "stf-tiny").gaussian_conditional._quantized_cdf
     assert torch.equal(kept, sd["module.gaussian_conditional._quantized_cdf"])
+
+
+def test_the_stray_h_s_filter_belongs_to_the_stf_repository_families() -> None:
+    sd = {"h_s.0.weight": torch.zeros(1), "g_a.0.weight": torch.zeros(1)}
+    assert sorted(normalize_state_dict(sd, create_model("wacnn-tiny"))) == ["g_a.0.weight"]
+    assert sorted(normalize_state_dict(sd, create_model("tcm-tiny"))) == sorted(sd)  # kept:
+    # the TCM authors' loader drops nothing, so a strict load reports such a key
 
 
 def test_even_older_eb_names_are_renamed() -> None:

@@ -102,8 +102,8 @@ def test_load_model_gives_the_shipped_model_as_a_module(tmp_path: Path) -> None:
 
     import licodec
     from licodec.errors import ModelError
+    from licodec.models import create_model
     from licodec.zoo.pretrained import default_entry, resolve_entry
-    from licodec.zoo.registry import create_model
     from licodec.zoo.weights import save_weights, weights_digest
 
     entry = default_entry()

@@ -172,7 +172,7 @@ def test_version_1_2_and_3_files_still_parse() -> None:
 
 def test_overhead_single_tile_rgb_under_40_bytes_for_every_model_id() -> None:
     """768x512 single-tile RGB, realistic stream sizes, every registered model id."""
-    from licodec.zoo.registry import list_models
+    from licodec.models import list_models
 
     worst = 0
     for model_id in list_models():

@@ -11,7 +11,7 @@ from PIL import Image
 
 from licodec.cli.demo import test_picture as make_picture
 from licodec.cli.main import main
-from licodec.zoo.registry import create_model
+from licodec.models import create_model
 from licodec.zoo.weights import save_weights
 
 

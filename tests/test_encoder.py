@@ -301,7 +301,7 @@ def test_bad_knobs_are_usage_errors(
 
 
 def test_fixed_rate_weights_have_no_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
     from licodec.zoo.weights import save_weights
 
     model = create_model("wacnn-tiny").eval()
@@ -345,7 +345,7 @@ def test_refined_latents_cost_less_and_decode_bit_for_bit() -> None:
 
 @pytest.mark.parametrize("name", ["stf-lite", "tcm-lite"])
 def test_refinement_of_every_lite_family_decodes_bit_for_bit(name: str, tmp_path: Path) -> None:
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
     from licodec.zoo.weights import save_weights
 
     torch.manual_seed(0)
@@ -394,7 +394,7 @@ def test_ctrl_c_during_refinement_leaves_no_file(
 
 
 def test_effort_needs_the_lambda(tmp_path: Path) -> None:
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
     from licodec.zoo.weights import save_weights
 
     model = create_model("wacnn-tiny").eval()

@@ -446,7 +446,7 @@ _Z_MAX_FREQ = 65535
 
 
 def _all_geometries() -> dict[str, ModelGeometry]:
-    from licodec.zoo.registry import list_models
+    from licodec.models import list_models
 
     out = {}
     for name in list_models():
@@ -467,7 +467,7 @@ def _all_geometries() -> dict[str, ModelGeometry]:
 def _lite(name: str) -> Any:
     import torch
 
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
 
     torch.manual_seed(0)
     m = create_model(name).eval()
@@ -546,7 +546,7 @@ torch.set_num_threads(1)
 from licodec.codec.api import Codec, LoadedModel, _geometry
 from licodec.codec.container import parse
 from licodec.codec.limits import memory_estimate
-from licodec.zoo.registry import create_model
+from licodec.models import create_model
 name, big, small = sys.argv[1:4]
 torch.manual_seed(0)
 m = create_model(name).eval()
@@ -573,7 +573,7 @@ def _measure(tmp: Path, name: str, size: int) -> dict[str, Any]:
     import torch
 
     from licodec.codec.api import Codec
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
 
     if name in TINY_MODELS:
         model = tiny_model(name)
@@ -603,7 +603,7 @@ def test_memory_estimate_is_an_upper_bound_for_a_tiny_model(tmp_path: Path) -> N
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 def test_memory_estimate_is_an_upper_bound_for_every_model(tmp_path: Path) -> None:
-    from licodec.zoo.registry import list_models
+    from licodec.models import list_models
 
     for name in list_models():
         r = _measure(tmp_path, name, 512 if name in _FULL_SIZE else 1024)
@@ -615,7 +615,7 @@ def test_full_size_geometry_table_matches_the_models() -> None:
     import torch
 
     from licodec.codec.api import LoadedModel, _geometry
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
 
     for name, (p, m_ch, cz, slices) in _FULL_SIZE.items():
         torch.manual_seed(0)

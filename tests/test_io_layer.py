@@ -82,9 +82,9 @@ def test_no_clobber_and_os_errors_are_one_line_output_errors(tmp_path: Path) -> 
 
 def test_every_writer_of_the_package_goes_through_it(tmp_path: Path, umask022: None) -> None:
     from licodec.eval.results import write_json_atomic
+    from licodec.models import create_model
     from licodec.train.callbacks import AtomicCheckpointIO, CsvLog
     from licodec.train.config import atomic_write_text
-    from licodec.zoo.registry import create_model
     from licodec.zoo.weights import save_weights
 
     model = create_model("wacnn-tiny").eval()

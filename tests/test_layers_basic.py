@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 import licodec
 from licodec.layers import basic
-from licodec.zoo.registry import create_model
+from licodec.models import create_model
 
 SRC = Path(licodec.__file__).resolve().parents[1]
 PKG = SRC / "licodec"
@@ -390,7 +390,7 @@ def test_models_build_run_and_code_without_compressai() -> None:
 import torch
 import licodec.layers, licodec.models, licodec.models.wacnn, licodec.models.stf
 import licodec.models.tcm, licodec.entropy
-from licodec.zoo.registry import create_model
+from licodec.models import create_model
 for name in ("wacnn-tiny", "stf-tiny", "tcm-tiny"):
     model = create_model(name).eval()
     x = torch.rand(1, 3, 64, 64)

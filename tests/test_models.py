@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import smooth_image
 
-from licodec.zoo.registry import create_model, get_spec, list_models
+from licodec.models import create_model, get_spec, list_models
 
 TINY = [n for n in list_models() if n.endswith("-tiny")]
 FAMILIES = {n.split("-")[0] for n in list_models()}
@@ -269,7 +269,7 @@ def test_tcm_backward_in_channels_last_does_not_corrupt_memory() -> None:
 
     code = (
         "import torch\n"
-        "from licodec.zoo.registry import create_model\n"
+        "from licodec.models import create_model\n"
         "torch.set_num_threads(1)\n"
         "block = create_model('tcm-tiny').g_a[0].to(memory_format=torch.channels_last)\n"
         "for _ in range(4):\n"
@@ -281,3 +281,25 @@ def test_tcm_backward_in_channels_last_does_not_corrupt_memory() -> None:
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-500:]
     assert proc.stdout.strip() == "ok"
+
+
+def test_the_registry_imports_no_model() -> None:
+    """Families register themselves when licodec.models is imported; the registry does not
+    reach for them (no import cycle, no torch for code that only names models)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from licodec.zoo import registry\n"
+        "assert registry.list_models() == [], registry.list_models()\n"
+        "assert 'licodec.models' not in sys.modules and 'torch' not in sys.modules\n"
+        "try:\n"
+        "    registry.get_spec('stf')\n"
+        "except KeyError as e:\n"
+        "    assert 'import licodec.models' in str(e), e\n"
+        "from licodec.models import list_models\n"
+        "assert 'stf' in list_models()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]

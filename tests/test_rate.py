@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import smooth_image
 
-from licodec.zoo.registry import create_model
+from licodec.models import create_model
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from licodec.zoo.registry import create_model
+from licodec.models import create_model
 from licodec.zoo.weights import save_weights
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "ship_zoo.py"

@@ -179,7 +179,7 @@ def test_zoo_listing_imports_no_torch(argv: list[str]) -> None:
 def test_zoo_architectures_match_the_registry() -> None:
     """The torch-free table that `licodec zoo` lists is the registry, entry for entry."""
     from licodec.cli.zoo import ARCHITECTURES
-    from licodec.zoo.registry import get_spec, list_models
+    from licodec.models import get_spec, list_models
 
     registered = [(n, get_spec(n).description, get_spec(n).paper) for n in list_models()]
     assert [tuple(a) for a in ARCHITECTURES] == registered

@@ -8,30 +8,51 @@ import yaml
 from PIL import Image
 
 from licodec.errors import InputError
-from licodec.train.config import (
-    LAMBDAS_MS_SSIM,
-    LAMBDAS_MSE_STF_WACNN,
-    LAMBDAS_MSE_TCM,
-    recipe_lambda,
-    resolve_config,
-)
+from licodec.train.config import preset, recipe_lambda, resolve_config
 
 
 def test_lambda_tables_follow_the_papers():
     assert [recipe_lambda("stf", "mse", q) for q in range(1, 7)] == [
         0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
-    assert [recipe_lambda("wacnn-lite", "mse", q) for q in range(1, 7)] == list(
-        LAMBDAS_MSE_STF_WACNN)
+    assert [recipe_lambda("wacnn-lite", "mse", q) for q in range(1, 7)] == [
+        recipe_lambda("stf", "mse", q) for q in range(1, 7)]
     assert [recipe_lambda("tcm-s", "mse", q) for q in range(1, 7)] == [
         0.0025, 0.0035, 0.0067, 0.013, 0.025, 0.05]
-    assert recipe_lambda("tcm-lite", "mse", 6) == LAMBDAS_MSE_TCM[5]
+    assert recipe_lambda("tcm-lite", "mse", 6) == 0.05
     assert [recipe_lambda("tcm-l", "ms-ssim", q) for q in range(1, 7)] == [
         2.40, 4.58, 8.73, 16.64, 31.73, 60.50]
-    assert recipe_lambda("stf", "ms-ssim", 2) == LAMBDAS_MS_SSIM[1]
+    assert recipe_lambda("stf", "ms-ssim", 2) == 4.58
     with pytest.raises(InputError, match="quality"):
         recipe_lambda("stf", "mse", 7)
     with pytest.raises(InputError, match="metric"):
         recipe_lambda("stf", "psnr", 3)
+
+
+def test_every_registered_model_carries_its_family_recipe():
+    from licodec.models import get_spec, list_models
+
+    for name in list_models():
+        recipe = get_spec(name).recipe
+        assert recipe is not None and set(recipe.lambdas) == {"mse", "ms-ssim"}, name
+        assert all(len(t) == 6 for t in recipe.lambdas.values()), name
+    assert preset("stf")["schedule"] == "plateau" and preset("stf")["batch_size"] == 16
+    assert preset("stf-lite")["batch_size"] == 8 and preset("tcm-l")["schedule"] == "step"
+
+
+def test_a_family_without_a_recipe_gets_no_borrowed_lambda():
+    """A new family must not silently train with another family's λ table."""
+    from licodec.models import create_model
+    from licodec.zoo import registry
+
+    registry.register_model("nofamily-test", lambda: create_model("wacnn-tiny"))
+    try:
+        assert preset("nofamily-test") == {}
+        with pytest.raises(InputError, match="registers no mse λ table: give the λ"):
+            recipe_lambda("nofamily-test", "mse", 3)
+        cfg = resolve_config(flags=_flags(model="nofamily-test", lmbda=0.01))
+        assert cfg.lambda_ == 0.01
+    finally:
+        del registry._REGISTRY["nofamily-test"]
 
 
 def _flags(**kw):

@@ -17,7 +17,7 @@ from conftest import smooth_image
 from PIL import Image
 
 from licodec.errors import InputError, ModelError
-from licodec.zoo.registry import create_model, get_spec, list_models
+from licodec.models import create_model, get_spec, list_models
 
 RATES = 3
 

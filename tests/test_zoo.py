@@ -9,8 +9,8 @@ import pytest
 
 from licodec.cli.main import main
 from licodec.errors import ModelError
+from licodec.models import create_model
 from licodec.zoo import pretrained
-from licodec.zoo.registry import create_model
 from licodec.zoo.weights import save_weights
 
 

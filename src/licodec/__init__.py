@@ -10,8 +10,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "create_model": "licodec.zoo.registry",
-    "list_models": "licodec.zoo.registry",
+    "create_model": "licodec.models",
+    "list_models": "licodec.models",
     "register_model": "licodec.zoo.registry",
     "load_model": "licodec.zoo.load",
     "compress": "licodec.codec.api",

@@ -127,7 +127,7 @@ def find_pretrained(model: str | None, quality: int | None, metric: str | None =
 
 
 def _known_models() -> list[str]:
-    from licodec.zoo.registry import list_models
+    from licodec.models import list_models
 
     return list_models()
 
@@ -329,7 +329,7 @@ def _max_freq(cdf: Any, lengths: Any) -> int:
 
 def _check_before_loading(c: Container, budget: int) -> None:
     """The decoder limits that need only the architecture's class attributes."""
-    from licodec.zoo.registry import get_spec
+    from licodec.models import get_spec
 
     try:
         cls = get_spec(c.model_id).builder

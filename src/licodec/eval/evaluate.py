@@ -184,9 +184,9 @@ def resolve_points(
     shipped default model, the one ``licodec compress`` uses). A model name
     must be known; a weights file must hold that model.
     """
-    from licodec.zoo.registry import list_models
-
     if model is not None:
+        from licodec.models import list_models  # imports torch: only for a named model
+
         known = list_models()
         if model not in known and (weights or not _is_release_tag(model)):
             raise ModelError(f"unknown model {model!r}; known models: {', '.join(known)}")
@@ -229,10 +229,12 @@ def default_points(model: str | None) -> list[OperatingPoint]:
     """The one point ``licodec compress`` would code at: the zoo's default quality of
     ``model`` (None: the shipped default model)."""
     from licodec.zoo.pretrained import resolve_entry
-    from licodec.zoo.registry import list_models
 
-    if model is not None and model not in list_models() and not _is_release_tag(model):
-        resolve_points(model)  # raises the unknown-model error
+    if model is not None and not _is_release_tag(model):
+        from licodec.models import list_models
+
+        if model not in list_models():
+            resolve_points(model)  # raises the unknown-model error
     return resolve_points(model, [resolve_entry(model, None).quality])
 
 

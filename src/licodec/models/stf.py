@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from licodec.entropy.channel_ar import ChannelARModel
 from licodec.entropy.hyper import hyper_analysis, hyper_synthesis
 from licodec.layers.transformer import PatchEmbed, SwinStage
+from licodec.models.wacnn import RECIPE, SMALL_RECIPE, drop_stray_h_s
 from licodec.zoo.registry import register_model
 
 __all__ = ["STF"]
@@ -124,6 +125,8 @@ register_model(
     STF,
     description="STF (embed 48, depths 2-2-6-2, window 4, M=384, 12 slices), 99.86 M parameters",
     paper="Zou et al., CVPR 2022",
+    recipe=RECIPE,
+    checkpoint_filter=drop_stray_h_s,
 )
 register_model(
     "stf-lite",
@@ -131,6 +134,8 @@ register_model(
     description="STF reduced for CPU training (embed 8, depths 2-2-2-2, heads 1-2-4-8, M=64, "
     "4 slices, slice transforms 48-32), 1.4 GFLOP per 256x256, variable rate (qualities 1-6)",
     paper="Zou et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
+    recipe=SMALL_RECIPE,
+    checkpoint_filter=drop_stray_h_s,
     embed_dim=8,
     depths=(2, 2, 2, 2),
     num_heads=(1, 2, 4, 8),
@@ -146,6 +151,8 @@ register_model(
     "stf-tiny",
     STF,
     description="STF test config",
+    recipe=SMALL_RECIPE,
+    checkpoint_filter=drop_stray_h_s,
     embed_dim=8,
     depths=(2, 2, 2, 2),
     num_heads=(1, 2, 2, 4),

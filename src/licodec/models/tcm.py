@@ -27,9 +27,17 @@ from licodec.layers.basic import (
 )
 from licodec.layers.gated import SWAtten
 from licodec.layers.tcm import ConvTransBlock
-from licodec.zoo.registry import register_model
+from licodec.zoo.registry import MS_SSIM_LAMBDAS, TrainRecipe, register_model
 
-__all__ = ["TCM"]
+__all__ = ["RECIPE", "TCM"]
+
+#: Liu et al.'s training (jmliu206/LIC_TCM ``train.py``): their own MSE λ table, batch 8,
+#: Adam 1e-4, MultiStepLR with one step (γ 0.1) late in training.
+RECIPE = TrainRecipe(
+    lambdas={"mse": (0.0025, 0.0035, 0.0067, 0.013, 0.025, 0.05), "ms-ssim": MS_SSIM_LAMBDAS},
+    settings={"batch_size": 8, "schedule": "step", "milestones": [0.9], "gamma": 0.1},
+    source="Liu et al., CVPR 2023 (jmliu206/LIC_TCM train.py)",
+)
 
 
 class _SubsampledPointwise(nn.Conv2d):
@@ -152,6 +160,7 @@ for _name, _n, _count in (("tcm-s", 64, 45.18), ("tcm-m", 96, 59.13), ("tcm-l", 
         TCM,
         description=f"TCM-{_name[-1].upper()} (N={_n}, M=320, 5 slices), {_count} M parameters",
         paper="Liu et al., CVPR 2023",
+        recipe=RECIPE,
         N=_n,
     )
 register_model(
@@ -161,6 +170,7 @@ register_model(
     "blocks at 1/2 resolution, slice transforms 48-32), 2.4 GFLOP per 256x256, variable rate "
     "(qualities 1-6)",
     paper="Liu et al., CVPR 2023; gain units: Cui et al., CVPR 2021",
+    recipe=RECIPE,
     N=12,
     M=128,
     config=(0, 2, 2, 2, 2, 0),
@@ -177,6 +187,7 @@ register_model(
     "tcm-tiny",
     TCM,
     description="TCM test config",
+    recipe=RECIPE,
     N=8,
     M=20,
     config=(2,) * 6,

@@ -9,15 +9,26 @@ Reference:
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from licodec.entropy.channel_ar import ChannelARModel
 from licodec.entropy.hyper import hyper_analysis, hyper_synthesis
 from licodec.layers.basic import GDN, conv, deconv
 from licodec.layers.gated import WAM
-from licodec.zoo.registry import register_model
+from licodec.zoo.registry import MS_SSIM_LAMBDAS, TrainRecipe, register_model
 
-__all__ = ["WACNN"]
+__all__ = ["RECIPE", "SMALL_RECIPE", "WACNN", "drop_stray_h_s"]
+
+#: Zou et al.'s training (Googolxx/STF ``train.py``), for WACNN and STF alike: the MSE λ
+#: table of the paper, batch 16, Adam 1e-4, ReduceLROnPlateau(0.3, patience 4).
+RECIPE = TrainRecipe(
+    lambdas={"mse": (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483), "ms-ssim": MS_SSIM_LAMBDAS},
+    settings={"batch_size": 16, "schedule": "plateau", "plateau_factor": 0.3,
+              "plateau_patience": 4},
+    source="Zou et al., CVPR 2022 (Googolxx/STF train.py)",
+)
+#: The lite and tiny sizes are meant for CPU steps of 8 crops.
+SMALL_RECIPE = RECIPE.with_settings(batch_size=8)
 
 
 class WACNN(ChannelARModel):
@@ -80,11 +91,21 @@ class WACNN(ChannelARModel):
         )
 
 
+def drop_stray_h_s(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """The STF repository's loader (for WACNN and STF) discards every ``h_s.*`` key, as
+    if some of its checkpoints carried an unused module; so do we (ARCHITECTURE.md §7)."""
+    if hasattr(model, "h_s"):
+        return state_dict
+    return {k: v for k, v in state_dict.items() if not k.startswith("h_s.")}
+
+
 register_model(
     "wacnn",
     WACNN,
     description="WACNN (N=192, M=320, 10 slices), 75.24 M parameters",
     paper="Zou et al., CVPR 2022",
+    recipe=RECIPE,
+    checkpoint_filter=drop_stray_h_s,
 )
 register_model(
     "wacnn-lite",
@@ -92,6 +113,8 @@ register_model(
     description="WACNN reduced for CPU training (N=32, M=128, 4 slices, 2 heads), "
     "3.0 GFLOP per 256x256, variable rate (qualities 1-6)",
     paper="Zou et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
+    recipe=SMALL_RECIPE,
+    checkpoint_filter=drop_stray_h_s,
     N=32,
     M=128,
     num_slices=4,
@@ -107,6 +130,8 @@ register_model(
     "wacnn-tiny",
     WACNN,
     description="WACNN test config",
+    recipe=SMALL_RECIPE,
+    checkpoint_filter=drop_stray_h_s,
     N=16,
     M=24,
     num_slices=3,

@@ -1,12 +1,12 @@
 """Training settings: the papers' recipes, YAML files and ``key=value`` overrides.
 
-Settings are resolved in this order, later ones winning: the recipe preset of the
-model family (λ from the quality, schedule, batch size), a YAML file, the explicit
+Settings are resolved in this order, later ones winning: the recipe the model's
+family registered with it (λ from the quality, schedule, batch size), a YAML file, the explicit
 command-line flags, then ``--set key=value`` pairs. The resolved settings are
 written to ``RUN_DIR/config.yaml`` so that a run can be repeated or resumed.
 
-This module imports neither torch nor Lightning, so the CLI can validate a
-configuration instantly.
+This module imports neither torch nor Lightning when it is imported; looking up a
+model's recipe imports the model families.
 """
 
 from __future__ import annotations
@@ -19,33 +19,26 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from licodec.codec.files import atomic_output
 from licodec.errors import InputError
 
+if TYPE_CHECKING:
+    from licodec.zoo.registry import TrainRecipe
+
 __all__ = [
-    "LAMBDAS_MSE_STF_WACNN",
-    "LAMBDAS_MSE_TCM",
-    "LAMBDAS_MS_SSIM",
     "METRICS",
     "RESUME_MUTABLE",
     "SCHEDULES",
     "TrainConfig",
     "load_yaml",
-    "model_family",
     "parse_overrides",
     "preset",
     "recipe_lambda",
     "resolve_config",
     "save_yaml",
 ]
-
-# λ per quality 1..6. MSE values: the STF/WACNN and TCM papers (the TCM authors
-# use 0.0025 and 0.05 at the ends). MS-SSIM values: both papers.
-LAMBDAS_MSE_STF_WACNN = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
-LAMBDAS_MSE_TCM = (0.0025, 0.0035, 0.0067, 0.013, 0.025, 0.05)
-LAMBDAS_MS_SSIM = (2.40, 4.58, 8.73, 16.64, 31.73, 60.50)
 
 METRICS = ("mse", "ms-ssim")
 SCHEDULES = ("step", "plateau", "cosine", "constant")
@@ -67,28 +60,29 @@ RESUME_MUTABLE = frozenset(
 )
 
 
-def model_family(name: str) -> str:
-    """``"tcm"``, ``"stf"``, ``"wacnn"`` or ``"other"`` for a registry name."""
-    base = name.lower()
-    for fam in ("tcm", "stf", "wacnn"):
-        if base == fam or base.startswith((fam + "-", fam + "_")):
-            return fam
-    return "other"
-
-
 def recipe_lambda(model: str, metric: str, quality: int) -> float:
-    """The papers' λ for ``quality`` 1..6 (TCM has its own MSE table)."""
+    """The λ of ``quality`` 1..6 in the recipe the family registered with its model."""
     if metric not in METRICS:
         raise InputError(f"unknown metric {metric!r}; use one of: {', '.join(METRICS)}")
-    if not 1 <= int(quality) <= 6:
-        raise InputError(f"quality must be 1..6, got {quality}")
-    if metric == "ms-ssim":
-        table = LAMBDAS_MS_SSIM
-    elif model_family(model) == "tcm":
-        table = LAMBDAS_MSE_TCM
-    else:
-        table = LAMBDAS_MSE_STF_WACNN
+    recipe = _recipe(model)
+    table = recipe.lambdas.get(metric) if recipe is not None else None
+    if table is None:
+        raise InputError(
+            f"model {model!r} registers no {metric} λ table: give the λ (--lambda, or "
+            "--set rate_lambdas=[...] for a variable-rate model)"
+        )
+    if not 1 <= int(quality) <= len(table):
+        raise InputError(f"quality must be 1..{len(table)}, got {quality}")
     return table[int(quality) - 1]
+
+
+def _recipe(model: str) -> TrainRecipe | None:
+    from licodec.models import get_spec
+
+    try:
+        return get_spec(model).recipe
+    except KeyError:
+        return None
 
 
 def _rate_weights(values: Any, n: int) -> list[float]:
@@ -178,7 +172,7 @@ class TrainConfig:
     @property
     def num_rates(self) -> int:
         """Operating points of a variable-rate model (0 = fixed rate)."""
-        from licodec.zoo.registry import get_spec
+        from licodec.models import get_spec
 
         try:
             base = get_spec(self.model).kwargs
@@ -276,21 +270,10 @@ class TrainConfig:
 
 
 def preset(model: str, metric: str = "mse") -> dict[str, Any]:
-    """The authors' recipe for a model family, as config overrides.
-
-    STF/WACNN (STF ``train.py``): batch 16, Adam 1e-4, ReduceLROnPlateau(0.3, 4).
-    TCM (``LIC_TCM/train.py``): batch 8, Adam 1e-4, MultiStepLR(γ 0.1).
-    Both: aux Adam 1e-3, clip 1.0, 256×256 random crops.
-    Other (user-registered) models get the STF/WACNN λ table and the TCM schedule.
-    The ``-lite``/``-tiny`` variants use batch 8 (they are sized for CPU steps of 8 crops).
-    """
-    fam = model_family(model)
-    # the reduced CPU variants are sized for steps of 8 crops (issue: lite models)
-    small = model.endswith(("-lite", "-tiny"))
-    if fam in ("stf", "wacnn"):
-        return {"batch_size": 8 if small else 16, "schedule": "plateau",
-                "plateau_factor": 0.3, "plateau_patience": 4}
-    return {"batch_size": 8, "schedule": "step", "milestones": [0.9], "gamma": 0.1}
+    """The settings of the recipe the family registered with ``model`` (optimiser, schedule,
+    batch), as config overrides; none for a model registered without a recipe."""
+    recipe = _recipe(model)
+    return dict(recipe.settings) if recipe is not None else {}
 
 
 # ------------------------------------------------------------------ coercion

@@ -101,7 +101,7 @@ def _say(text: str) -> None:
 
 # ---------------------------------------------------------------- model
 def build_model(cfg: TrainConfig) -> Any:
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
 
     try:
         return create_model(cfg.model, **cfg.model_kwargs)

@@ -1,5 +1,2 @@
-"""Model zoo: the registry, our weight format, and imports of the authors' checkpoints."""
-
-from licodec.zoo.registry import create_model, get_spec, list_models, register_model
-
-__all__ = ["create_model", "get_spec", "list_models", "register_model"]
+"""Model zoo: the registry (:mod:`~licodec.zoo.registry`; build models through
+:mod:`licodec.models`), our weight format, and imports of the authors' checkpoints."""

@@ -33,10 +33,9 @@ def normalize_state_dict(
 
     * strips a leading ``module.`` (DataParallel wrappers),
     * renames old EntropyBottleneck keys (``_matrix0``, ``_biases.0`` ...),
-    * drops stray ``h_s.*`` keys that some STF checkpoints carry and that
-      the authors' own loader discards (only if ``model`` has no ``h_s``).
+    * then applies the family's own ``checkpoint_filter`` from the registry
+      (``model`` built by ``create_model``), e.g. STF's stray ``h_s.*`` keys.
     """
-    keep_h_s = model is not None and hasattr(model, "h_s")
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         key = key.removeprefix("module.")
@@ -44,9 +43,14 @@ def normalize_state_dict(
         if m:
             kind = _EB_NEW.get(m["kind"], m["kind"])
             key = f"{m['pre']}.{kind}.{m['i']}"
-        if key.startswith("h_s.") and not keep_h_s:
-            continue
         out[key] = value
+    arch = getattr(model, "arch", None)
+    if model is not None and arch is not None:
+        from licodec.models import get_spec
+
+        keep = get_spec(arch).checkpoint_filter
+        if keep is not None:
+            out = keep(out, model)
     return out
 
 
@@ -111,7 +115,7 @@ def _read(path: str | os.PathLike[str]) -> Mapping[str, torch.Tensor]:
 
 def load_authors_checkpoint(path: str | os.PathLike[str], arch: str, **overrides: Any) -> nn.Module:
     """Build ``arch`` and load the authors' checkpoint file into it."""
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
 
     try:
         model = create_model(arch, **overrides)

@@ -44,7 +44,7 @@ def load_model(
     weights, a quality the model does not have or a device this machine lacks.
     """
     from licodec.codec.device import resolve_device
-    from licodec.zoo.registry import list_models
+    from licodec.models import list_models
     from licodec.zoo.weights import load_weights, rates_of, read_config
 
     target = resolve_device(device)  # before any file is read

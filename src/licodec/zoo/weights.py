@@ -208,7 +208,7 @@ def rates_of(config: Mapping[str, Any]) -> list[int]:
 
 def model_from_config(config: Mapping[str, Any]) -> nn.Module:
     """Build the (untrained) model a config describes."""
-    from licodec.zoo.registry import create_model
+    from licodec.models import create_model
 
     kwargs = dict(config["kwargs"])
     # Files store complete kwargs; those written before variable rate existed are fixed-rate.
