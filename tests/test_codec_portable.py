@@ -52,7 +52,7 @@ def test_portable_files_decode_under_other_kernels(tmp_path: Path) -> None:
             assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
         else:  # never a garbled image: a clear error and no output
             assert proc.returncode == EXIT_MODEL, proc.stderr
-            assert "decode checksum mismatch" in proc.stderr and "Traceback" not in proc.stderr
+            assert "coded without --portable" in proc.stderr and "Traceback" not in proc.stderr
             assert not png.exists()
 
 

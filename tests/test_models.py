@@ -108,7 +108,7 @@ def test_portable_entropy_parameters_are_float64_throughout() -> None:
     z_hat = torch.randn(1, model.entropy_bottleneck.channels, 2, 3).round()
     nets = model._nets(True)
     g = model._gains(2, 1)
-    means, _ = model._entropy_parameters(z_hat, g, nets)
+    means, _ = model._hyper_params(z_hat, g, nets)
     assert means.dtype == torch.float64
     scaled = z_hat.double() * torch.exp(model.inv_gain_z[2].double())[None, :, None, None]
     assert torch.equal(means, nets.h_mean_s(scaled))

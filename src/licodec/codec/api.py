@@ -369,7 +369,7 @@ def _geometry(lm: LoadedModel) -> ModelGeometry:
             z_stride=4 * y_stride,  # the hyperprior halves y twice (decompress: y = 4 z)
             y_channels=int(m.M),
             z_channels=int(eb.channels),
-            num_slices=int(getattr(m, "num_slices", 1)),
+            num_slices=int(m.step_divisor),
             y_max_freq=min(_max_freq(gc._quantized_cdf, gc._cdf_length), (1 << 16) - 1),
             z_max_freq=min(_max_freq(eb._quantized_cdf, eb._cdf_length), (1 << 16) - 1),
         )
@@ -917,6 +917,14 @@ class Codec:
                         portable=c.portable, coder=c.coder,
                     )
                 except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
+                    if c.version >= 2 and not c.portable:
+                        # Most likely the entropy parameters came out differently here (the
+                        # decoder lost step before the checksum could say so), as below.
+                        raise ModelError(
+                            f"tile {i} cannot be decoded ({_one_line(exc)}): it was coded "
+                            "without --portable on a machine whose float arithmetic differs "
+                            "from this one's, or it was altered"
+                        ) from None
                     raise FormatError(f"tile {i} cannot be decoded ({_one_line(exc)})") from None
                 x_hat = dec["x_hat"]
                 if tuple(x_hat.shape) != (1, 3, h, w):

@@ -40,6 +40,7 @@ import copy
 import math
 import zlib
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -51,7 +52,7 @@ from licodec.entropy.coder import CODER_RANGE, CoderTables, RangeEncoder, make_d
 from licodec.entropy.models import EntropyBottleneck, GaussianConditional, ste_round
 from licodec.layers.deterministic import ThreadInvariant
 
-__all__ = ["ChannelARModel", "get_scale_table", "slice_transform"]
+__all__ = ["ChannelARModel", "checkerboard", "get_scale_table", "slice_transform"]
 
 
 def get_scale_table(lo: float = 0.11, hi: float = 256.0, levels: int = 64) -> Tensor:
@@ -79,7 +80,9 @@ def slice_transform(in_ch: int, hidden: Sequence[int], out_ch: int) -> nn.Sequen
     return nn.Sequential(*layers)
 
 
-SliceStep = Callable[[int, Tensor, Tensor], Tensor]
+#: ``step(k, mu, sigma, mask, partial)``: quantize group ``k`` where ``mask`` (None: all of
+#: it) and return it, the other positions taken from ``partial`` (zeros when None).
+SliceStep = Callable[[int, Tensor, Tensor, "Tensor | None", "Tensor | None"], Tensor]
 
 
 class _Gains(NamedTuple):
@@ -116,24 +119,30 @@ def _interpolate(p: Tensor, position: float) -> Tensor:
     return a + frac * (b - a)
 
 
+def _merge(new: Tensor, mask: Tensor | None, partial: Tensor | None) -> Tensor:
+    """``new`` where ``mask`` (everywhere when None), elsewhere ``partial`` (or zeros)."""
+    if mask is None:
+        return new
+    return torch.where(mask, new, torch.zeros_like(new) if partial is None else partial)
+
+
 def _crc(t: Tensor, crc: int) -> int:
     return zlib.crc32(t.detach().to("cpu", torch.int32).contiguous().numpy().tobytes(), crc)
 
 
-class _Nets(NamedTuple):
-    """The modules whose outputs pick the coder's tables, and the dtype they run in."""
+class _Nets(SimpleNamespace):
+    """The modules a model declares (:attr:`ChannelARModel.entropy_modules`) as picking the
+    coder's tables, by name, and ``dtype``: the one they run in (None: the model's own)."""
 
-    h_mean_s: nn.Module
-    h_scale_s: nn.Module
-    cc_mean_transforms: nn.ModuleList
-    cc_scale_transforms: nn.ModuleList
-    lrp_transforms: nn.ModuleList
-    atten_mean: nn.ModuleList | None
-    atten_scale: nn.ModuleList | None
-    dtype: torch.dtype | None  # None: the model's own (float32 or autocast)
+    dtype: torch.dtype | None
 
 
-_NET_NAMES = _Nets._fields[:-1]
+def checkerboard(h: int, w: int, device: torch.device | None = None) -> Tensor:
+    """The anchors of a checkerboard context: True where ``row + col`` is even (He et al.,
+    CVPR 2021; CompressAI's ``anchor_parity="even"``)."""
+    r = torch.arange(h, device=device)[:, None]
+    c = torch.arange(w, device=device)[None, :]
+    return (r + c) % 2 == 0
 
 
 class ChannelARModel(nn.Module):
@@ -144,6 +153,14 @@ class ChannelARModel(nn.Module):
     names follow the authors' checkpoints (``cc_mean_transforms``,
     ``lrp_transforms``, ``atten_mean``, ``entropy_bottleneck`` ...).
 
+    That is Minnen & Singh's channel-conditional context with LRP. Another
+    context (ELIC's uneven groups with a checkerboard inside each) overrides
+    the four hooks of the slice loop (:meth:`_hyper_params`,
+    :meth:`_group_context`, :meth:`_group_params`, :meth:`_group_output`),
+    sets :attr:`groups` and :attr:`checkerboard_passes`, declares its modules
+    in :attr:`entropy_modules` and calls :meth:`init_latent_codec`; the loop,
+    coding, rate gains and portable precision are shared.
+
     Inputs of any size are padded (zeros, centred, as the authors' evaluation
     does) to a multiple of :attr:`pad_multiple` and cropped back.
     """
@@ -152,11 +169,47 @@ class ChannelARModel(nn.Module):
     pad_multiple: int = 64
     #: Ratio of input size to ``y`` size.
     y_stride: int = 16
+    #: The modules whose outputs pick the coder's tables: run in float64 when portable.
+    entropy_modules: tuple[str, ...] = (
+        "h_mean_s", "h_scale_s", "cc_mean_transforms", "cc_scale_transforms",
+        "lrp_transforms", "atten_mean", "atten_scale",
+    )
+    #: Whether each group is coded in two spatial passes, checkerboard anchors first.
+    checkerboard_passes: bool = False
+    #: Channels of each group (slice) of ``y``, coded in this order.
+    groups: list[int]
     g_a: nn.Module
     g_s: nn.Module
     h_a: nn.Module
     h_mean_s: nn.Module
     h_scale_s: nn.Module
+
+    def init_latent_codec(self, M: int, z_channels: int, groups: Sequence[int],
+                          num_rates: int = 0) -> None:
+        """The parts every context shares: the factorized prior on ``z``, the Gaussian
+        conditional, the channel groups of ``y`` and (``num_rates > 0``) the rate gains."""
+        if sum(groups) != M or min(groups) < 1:
+            raise ValueError(f"groups {list(groups)} do not split M={M} channels")
+        self.M = M
+        self.groups = [int(g) for g in groups]
+        self.entropy_bottleneck = EntropyBottleneck(z_channels)
+        self.gaussian_conditional = GaussianConditional(None)
+        self.num_rates = int(num_rates)
+        if self.num_rates < 0:
+            raise ValueError(f"num_rates must be >= 0, got {num_rates}")
+        if self.num_rates:
+            # Log-gains: zeros = identity, so fixed-rate weights are a valid start.
+            self.gain_y = nn.Parameter(torch.zeros(self.num_rates, M))
+            self.inv_gain_y = nn.Parameter(torch.zeros(self.num_rates, M))
+            self.gain_z = nn.Parameter(torch.zeros(self.num_rates, z_channels))
+            self.inv_gain_z = nn.Parameter(torch.zeros(self.num_rates, z_channels))
+
+    @property
+    def step_divisor(self) -> int:
+        """``y``'s symbols over those of the largest coding step, rounded down: the
+        decoder's memory limits (:mod:`licodec.codec.limits`) size one step by it."""
+        passes = 2 if self.checkerboard_passes else 1
+        return max(1, self.M * passes // max(self.groups))
 
     def init_entropy_model(
         self,
@@ -183,7 +236,6 @@ class ChannelARModel(nn.Module):
         """
         if M % num_slices:
             raise ValueError(f"M={M} is not divisible by num_slices={num_slices}")
-        self.M = M
         self.num_slices = num_slices
         self.max_support = max_support
         width = M // num_slices
@@ -211,17 +263,7 @@ class ChannelARModel(nn.Module):
             self.atten_scale = nn.ModuleList(
                 nn.Sequential(support_attention(cc_in(i))) for i in range(num_slices)
             )
-        self.entropy_bottleneck = EntropyBottleneck(z_channels)
-        self.gaussian_conditional = GaussianConditional(None)
-        self.num_rates = int(num_rates)
-        if self.num_rates < 0:
-            raise ValueError(f"num_rates must be >= 0, got {num_rates}")
-        if self.num_rates:
-            # Log-gains: zeros = identity, so fixed-rate weights are a valid start.
-            self.gain_y = nn.Parameter(torch.zeros(self.num_rates, M))
-            self.inv_gain_y = nn.Parameter(torch.zeros(self.num_rates, M))
-            self.gain_z = nn.Parameter(torch.zeros(self.num_rates, z_channels))
-            self.inv_gain_z = nn.Parameter(torch.zeros(self.num_rates, z_channels))
+        self.init_latent_codec(M, z_channels, [width] * num_slices, num_rates)
 
     # -- variable rate ----------------------------------------------------------
 
@@ -301,7 +343,8 @@ class ChannelARModel(nn.Module):
         y = _times(self.analysis(xp), g.y)
         return y, _times(self.h_a(y), g.z)
 
-    def _entropy_parameters(self, z_hat: Tensor, g: _Gains, nets: _Nets) -> tuple[Tensor, Tensor]:
+    def _hyper_params(self, z_hat: Tensor, g: _Gains, nets: _Nets) -> tuple[Tensor, ...]:
+        """What the hyper-synthesis makes of ``z_hat``: here (means, scales) of ``y``."""
         if nets.dtype is not None:  # every step in float64, the gain's exp included
             z_hat = z_hat.to(nets.dtype)
         z_hat = _times(z_hat, g.inv_z)
@@ -325,9 +368,9 @@ class ChannelARModel(nn.Module):
         The copy is rebuilt whenever a parameter changed (in-place updates bump
         a tensor's version), so it never lags behind training or loading.
         """
-        mods = [getattr(self, n, None) for n in _NET_NAMES]
+        mods = [getattr(self, n, None) for n in self.entropy_modules]
         if not portable:
-            return _Nets._make([*mods, None])
+            return _Nets(**dict(zip(self.entropy_modules, mods)), dtype=None)
         if self.training:
             raise ValueError("portable=True is for inference (call eval() first)")
         tensors = [t for m in mods if m is not None for t in (*m.parameters(), *m.buffers())]
@@ -339,7 +382,7 @@ class ChannelARModel(nn.Module):
             with torch.inference_mode(False), torch.no_grad():
                 copies = [None if m is None else copy.deepcopy(m).double().eval().requires_grad_(False)
                           for m in mods]
-            cached = (key, _Nets._make([*copies, torch.float64]))
+            cached = (key, _Nets(**dict(zip(self.entropy_modules, copies)), dtype=torch.float64))
             self.__dict__["_portable_nets"] = cached  # not a submodule: never saved
         return cached[1]
 
@@ -400,33 +443,60 @@ class ChannelARModel(nn.Module):
 
     def _slice_loop(
         self,
-        latent_means: Tensor,
-        latent_scales: Tensor,
+        hyper: tuple[Tensor, ...],
         y_size: Sequence[int],
         step: SliceStep,
         nets: _Nets,
     ) -> Tensor:
-        """Run every slice: predict (mu, sigma), quantize via ``step``, add LRP.
+        """Run every group: predict (mu, sigma), quantize via ``step``, finish it.
 
-        ``step(k, mu, sigma)`` returns the quantized slice ``round(y_k - mu) + mu``
-        (training: straight-through; compress: symbols recorded; decompress:
-        symbols decoded). ``nets`` supplies the transforms (see :meth:`_nets`).
+        ``step(k, mu, sigma, mask, partial)`` returns the quantized group
+        ``round(y_k - mu) + mu`` where ``mask`` is True (training:
+        straight-through; compress: symbols recorded; decompress: symbols
+        decoded). With :attr:`checkerboard_passes` each group takes two passes
+        (the anchors, then the rest given them), else one (mask None). ``nets``
+        supplies the declared modules (see :meth:`_nets`).
         """
         h, w = int(y_size[0]), int(y_size[1])
-        y_hat_slices: list[Tensor] = []
-        for k in range(self.num_slices):
-            support = y_hat_slices[: self.max_support]
-            mean_in = torch.cat([latent_means, *support], dim=1)
-            scale_in = torch.cat([latent_scales, *support], dim=1)
-            if nets.atten_mean is not None and nets.atten_scale is not None:
-                mean_in = nets.atten_mean[k](mean_in)
-                scale_in = nets.atten_scale[k](scale_in)
-            mu = nets.cc_mean_transforms[k](mean_in)[:, :, :h, :w]
-            sigma = nets.cc_scale_transforms[k](scale_in)[:, :, :h, :w]
-            y_tilde = step(k, mu, sigma)
-            lrp = nets.lrp_transforms[k](torch.cat([mean_in, y_tilde], dim=1))
-            y_hat_slices.append(y_tilde + 0.5 * torch.tanh(lrp))
-        return torch.cat(y_hat_slices, dim=1)
+        masks: list[Tensor | None] = [None]
+        if self.checkerboard_passes:
+            anchors = checkerboard(h, w, hyper[0].device)
+            masks = [anchors, ~anchors]
+        decoded: list[Tensor] = []
+        for k in range(len(self.groups)):
+            ctx = self._group_context(k, hyper, decoded, nets)
+            partial: Tensor | None = None
+            for mask in masks:
+                mu, sigma = self._group_params(k, ctx, partial, nets)
+                partial = step(k, mu[:, :, :h, :w], sigma[:, :, :h, :w], mask, partial)
+            assert partial is not None
+            decoded.append(self._group_output(k, ctx, partial, nets))
+        return torch.cat(decoded, dim=1)
+
+    # The hooks of the slice loop: Minnen & Singh's channel-conditional context with LRP.
+    def _group_context(
+        self, k: int, hyper: tuple[Tensor, ...], decoded: list[Tensor], nets: _Nets
+    ) -> Any:
+        """What group ``k``'s parameters depend on besides its own pixels: here the
+        hyper means and scales with the first ``max_support`` decoded slices."""
+        support = decoded[: self.max_support]
+        mean_in = torch.cat([hyper[0], *support], dim=1)
+        scale_in = torch.cat([hyper[1], *support], dim=1)
+        if nets.atten_mean is not None and nets.atten_scale is not None:
+            mean_in = nets.atten_mean[k](mean_in)
+            scale_in = nets.atten_scale[k](scale_in)
+        return mean_in, scale_in
+
+    def _group_params(
+        self, k: int, ctx: Any, partial: Tensor | None, nets: _Nets
+    ) -> tuple[Tensor, Tensor]:
+        """(mu, sigma) of group ``k``; ``partial``: its pixels decoded in earlier passes."""
+        return nets.cc_mean_transforms[k](ctx[0]), nets.cc_scale_transforms[k](ctx[1])
+
+    def _group_output(self, k: int, ctx: Any, y_tilde: Tensor, nets: _Nets) -> Tensor:
+        """The decoded group as the rest of the model sees it: here with LRP added."""
+        lrp = nets.lrp_transforms[k](torch.cat([ctx[0], y_tilde], dim=1))
+        return y_tilde + 0.5 * torch.tanh(lrp)
 
     def scale_indexes(self, sigma: Tensor) -> Tensor:
         """Coder table index of each scale: how many table entries are below it.
@@ -480,24 +550,32 @@ class ChannelARModel(nn.Module):
         medians = self._z_medians()
         z_hat = ste_round(z - medians) + medians
         nets = self._nets(portable)
-        latent_means, latent_scales = self._entropy_parameters(z_hat, gains, nets)
+        hyper = self._hyper_params(z_hat, gains, nets)
 
-        y_slices = y.chunk(self.num_slices, dim=1)
+        y_slices = y.split(self.groups, dim=1)
         y_likelihoods: list[Tensor] = []
         gc = self.gaussian_conditional
 
         round_y = ste_round if rounding is None or self.training else rounding
 
-        def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
+        def step(k: int, mu: Tensor, sigma: Tensor, mask: Tensor | None,
+                 partial: Tensor | None) -> Tensor:
             y_tilde = round_y(y_slices[k] - mu) + mu
             if self.training:
                 _, lik = gc(y_slices[k], sigma, mu)
             else:
                 lik = gc.likelihood(y_tilde, sigma, mu)
-            y_likelihoods.append(lik if nets.dtype is None else lik.float())
-            return y_tilde
+            lik = lik if nets.dtype is None else lik.float()
+            if mask is None:
+                y_likelihoods.append(lik)
+                return y_tilde
+            if partial is None:  # the first pass of the group
+                y_likelihoods.append(torch.where(mask, lik, torch.ones_like(lik)))
+                return torch.where(mask, y_tilde, torch.zeros_like(y_tilde))
+            y_likelihoods[k] = torch.where(mask, lik, y_likelihoods[k])
+            return torch.where(mask, y_tilde, partial)
 
-        y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step, nets)
+        y_hat = self._slice_loop(hyper, y.shape[-2:], step, nets)
         x_hat = self._crop(self._reconstruct(y_hat, gains, nets), size, pads)
         return {
             "x_hat": x_hat,
@@ -541,22 +619,24 @@ class ChannelARModel(nn.Module):
         z_hat = eb.dequantize(eb.quantize(z, "symbols", self._z_medians_like(z)),
                               self._z_medians_like(z))
         nets = self._nets(portable)
-        latent_means, latent_scales = self._entropy_parameters(z_hat, gains, nets)
+        hyper = self._hyper_params(z_hat, gains, nets)
 
         gc = self.gaussian_conditional
-        y_slices = y.chunk(self.num_slices, dim=1)
+        y_slices = y.split(self.groups, dim=1)
         encoder = RangeEncoder()
         crc = 0
 
-        def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
+        def step(k: int, mu: Tensor, sigma: Tensor, mask: Tensor | None,
+                 partial: Tensor | None) -> Tensor:
             nonlocal crc
             q = torch.round(y_slices[k] - mu).int()  # as forward's ste_round, in mu's dtype
             idx = self.scale_indexes(sigma)
-            crc = _crc(idx, _crc(q, crc))
-            encoder.encode(q.cpu().numpy(), idx.cpu().numpy(), tables)
-            return gc.dequantize(q, mu)
+            coded_q, coded_idx = (q, idx) if mask is None else (q[..., mask], idx[..., mask])
+            crc = _crc(coded_idx, _crc(coded_q, crc))
+            encoder.encode(coded_q.cpu().numpy(), coded_idx.cpu().numpy(), tables)
+            return _merge(gc.dequantize(q, mu), mask, partial)
 
-        y_hat = self._slice_loop(latent_means, latent_scales, y.shape[-2:], step, nets)
+        y_hat = self._slice_loop(hyper, y.shape[-2:], step, nets)
         out: dict[str, Any] = {
             "strings": [[encoder.finish()], z_strings],
             "shape": tuple(z.shape[-2:]),
@@ -596,22 +676,29 @@ class ChannelARModel(nn.Module):
         tables = self._coder_tables()
         z_hat = self.entropy_bottleneck.decompress(list(strings[1]), tuple(shape), coder)
         nets = self._nets(portable)
-        latent_means, latent_scales = self._entropy_parameters(z_hat, gains, nets)
+        hyper = self._hyper_params(z_hat, gains, nets)
         y_size = (z_hat.shape[-2] * 4, z_hat.shape[-1] * 4)
 
         gc = self.gaussian_conditional
         decoder = make_decoder(coder, strings[0][0])
         crc = 0
 
-        def step(k: int, mu: Tensor, sigma: Tensor) -> Tensor:
+        def step(k: int, mu: Tensor, sigma: Tensor, mask: Tensor | None,
+                 partial: Tensor | None) -> Tensor:
             nonlocal crc
             idx = self.scale_indexes(sigma)
-            rv = decoder.decode(idx.cpu().numpy(), tables).astype(np.int32)
-            q = torch.from_numpy(rv).to(mu.device).reshape(mu.shape)
-            crc = _crc(idx, _crc(q, crc))
-            return gc.dequantize(q, mu)
+            coded_idx = idx if mask is None else idx[..., mask]
+            rv = decoder.decode(coded_idx.cpu().numpy(), tables).astype(np.int32)
+            coded_q = torch.from_numpy(rv).to(mu.device).reshape(coded_idx.shape)
+            crc = _crc(coded_idx, _crc(coded_q, crc))
+            if mask is None:
+                q = coded_q
+            else:
+                q = torch.zeros_like(idx)
+                q[..., mask] = coded_q
+            return _merge(gc.dequantize(q, mu), mask, partial)
 
-        y_hat = self._slice_loop(latent_means, latent_scales, y_size, step, nets)
+        y_hat = self._slice_loop(hyper, y_size, step, nets)
         if latent_crc is not None and crc != latent_crc:
             raise ValueError(
                 "decoded latents differ from the encoder's (latent_crc mismatch): the streams "
