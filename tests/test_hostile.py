@@ -438,6 +438,7 @@ _FULL_SIZE = {  # pad multiple, M, z channels, slices
     "tcm-s": (128, 320, 192, 5),
     "tcm-m": (128, 320, 192, 5),
     "tcm-l": (128, 320, 192, 5),
+    "elic": (64, 320, 192, 3),  # slices: y over its largest coding step (192 ch., half)
 }
 # The y tables are the Gaussian tables of the shared scale table (its narrowest,
 # sigma = 0.11, gives 65533 of 65536); the z tables are learned: assume the worst.

@@ -25,6 +25,18 @@ class Architecture(NamedTuple):
 #: compares the two).
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture(
+        "elic",
+        "ELIC (N=192, M=320, groups 16-16-32-64-192, checkerboard), 32.07 M parameters",
+        "He et al., CVPR 2022",
+    ),
+    Architecture(
+        "elic-lite",
+        "ELIC reduced for CPU training (N=32, M=128, groups 8-8-16-32-64, 1 block per stage, "
+        "context 64-48), variable rate (qualities 1-6)",
+        "He et al., CVPR 2022; gain units: Cui et al., CVPR 2021",
+    ),
+    Architecture("elic-tiny", "ELIC test config", ""),
+    Architecture(
         "stf",
         "STF (embed 48, depths 2-2-6-2, window 4, M=384, 12 slices), 99.86 M parameters",
         "Zou et al., CVPR 2022",

@@ -103,6 +103,9 @@ MEMORY_PER_PIXEL: dict[str, int] = {
     "wacnn-tiny": 160,
     "stf-tiny": 290,
     "tcm-tiny": 390,
+    "elic": 1210,
+    "elic-lite": 190,
+    "elic-tiny": 150,
 }
 #: Fixed part of one tile's decode (buffers that do not grow with the tile).
 MEMORY_PER_TILE = 64 << 20

@@ -65,18 +65,25 @@ def conv(in_ch: int, out_ch: int, kernel_size: int = 5, stride: int = 2) -> nn.C
     return nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2)
 
 
-def slice_transform(in_ch: int, hidden: Sequence[int], out_ch: int) -> nn.Sequential:
-    """3x3 stride-1 convs ``in -> hidden... -> out`` with GELU in between.
+def slice_transform(
+    in_ch: int,
+    hidden: Sequence[int],
+    out_ch: int,
+    kernel_size: int = 3,
+    act: Callable[[], nn.Module] = nn.GELU,
+) -> nn.Sequential:
+    """Stride-1 convs ``in -> hidden... -> out`` with ``act`` in between.
 
-    The mean, scale and LRP transforms of all three models have this form;
-    only the widths differ.
+    The mean, scale and LRP transforms of WACNN, STF and TCM have this form (3x3,
+    GELU), and so have ELIC's channel contexts (5x5, ReLU) and parameter
+    aggregation (1x1, ReLU); only the widths differ.
     """
     widths = [in_ch, *hidden, out_ch]
     layers: list[nn.Module] = []
     for i in range(len(widths) - 1):
         if i:
-            layers.append(nn.GELU())
-        layers.append(conv(widths[i], widths[i + 1], kernel_size=3, stride=1))
+            layers.append(act())
+        layers.append(conv(widths[i], widths[i + 1], kernel_size=kernel_size, stride=1))
     return nn.Sequential(*layers)
 
 
@@ -155,7 +162,7 @@ class ChannelARModel(nn.Module):
 
     That is Minnen & Singh's channel-conditional context with LRP. Another
     context (ELIC's uneven groups with a checkerboard inside each) overrides
-    the four hooks of the slice loop (:meth:`_hyper_params`,
+    the four hooks of the slice loop (:meth:`_hyper_synthesis`,
     :meth:`_group_context`, :meth:`_group_params`, :meth:`_group_output`),
     sets :attr:`groups` and :attr:`checkerboard_passes`, declares its modules
     in :attr:`entropy_modules` and calls :meth:`init_latent_codec`; the loop,
@@ -344,10 +351,13 @@ class ChannelARModel(nn.Module):
         return y, _times(self.h_a(y), g.z)
 
     def _hyper_params(self, z_hat: Tensor, g: _Gains, nets: _Nets) -> tuple[Tensor, ...]:
-        """What the hyper-synthesis makes of ``z_hat``: here (means, scales) of ``y``."""
         if nets.dtype is not None:  # every step in float64, the gain's exp included
             z_hat = z_hat.to(nets.dtype)
-        z_hat = _times(z_hat, g.inv_z)
+        return self._hyper_synthesis(_times(z_hat, g.inv_z), nets)
+
+    def _hyper_synthesis(self, z_hat: Tensor, nets: _Nets) -> tuple[Tensor, ...]:
+        """What the hyper-synthesis makes of ``z_hat`` (the slice loop's ``hyper``): here
+        the means and the scales of ``y``, from two networks."""
         return nets.h_mean_s(z_hat), nets.h_scale_s(z_hat)
 
     def _reconstruct(self, y_hat: Tensor, g: _Gains, nets: _Nets) -> Tensor:
