@@ -52,7 +52,7 @@ from licodec.codec.container import (
 from licodec.codec.limits import (
     DEFAULT_MAX_MEMORY,
     MAX_INPUT_BYTES,
-    MEMORY_PER_PIXEL,
+    UNKNOWN_MEMORY_PER_PIXEL,
     LimitError,
     ModelGeometry,
     check_decode,
@@ -64,6 +64,7 @@ from licodec.codec.limits import (
 )
 from licodec.codec.tiling import DEFAULT_TILE_SIZE, check_tile_size, plan_tiles
 from licodec.errors import LicodecError
+from licodec.models import get_spec, list_models
 
 RSS_LIMIT = 1.5 * (1 << 30)
 TIME_LIMIT = 2.0
@@ -352,9 +353,15 @@ def test_memory_estimate_grows_with_the_tile_and_covers_unknown_models() -> None
     large = _container("wacnn-tiny", bytes(8), 1024, 1024, None,
                        [TileRecord((16, 16), _stream(16), _stream(8))])
     grown = memory_estimate(large, geo) - memory_estimate(small, geo)
-    assert grown >= MEMORY_PER_PIXEL["wacnn-tiny"] * (1024 * 1024 - 64 * 64)
+    assert geo.memory_per_pixel == get_spec("wacnn-tiny").memory_per_pixel == 160
+    assert grown >= geo.memory_per_pixel * (1024 * 1024 - 64 * 64)
     unknown = ModelGeometry("some-new-model", 64, 64, 24, 16, 3, 65533, 40000)
-    assert unknown.memory_per_pixel == max(MEMORY_PER_PIXEL.values())
+    measured = [get_spec(n).memory_per_pixel or 0 for n in list_models()]
+    assert unknown.memory_per_pixel == UNKNOWN_MEMORY_PER_PIXEL > max(measured)
+
+
+def test_every_registered_model_has_its_decode_memory_measured() -> None:
+    assert [n for n in list_models() if not get_spec(n).memory_per_pixel] == []
 
 
 def test_sizes_and_tile_size_checks() -> None:
@@ -453,7 +460,8 @@ def _all_geometries() -> dict[str, ModelGeometry]:
     for name in list_models():
         if name in _FULL_SIZE:
             p, m, cz, slices = _FULL_SIZE[name]
-            out[name] = ModelGeometry(name, p, 64, m, cz, slices, _Y_MAX_FREQ, _Z_MAX_FREQ)
+            out[name] = ModelGeometry(name, p, 64, m, cz, slices, _Y_MAX_FREQ, _Z_MAX_FREQ,
+                                      get_spec(name).memory_per_pixel or 0)
         else:
             from licodec.codec.api import LoadedModel, _geometry
 
@@ -461,7 +469,8 @@ def _all_geometries() -> dict[str, ModelGeometry]:
             g = _geometry(LoadedModel(model, name, bytes(8)))
             assert g.y_max_freq == _Y_MAX_FREQ
             out[name] = ModelGeometry(name, g.pad_multiple, g.z_stride, g.y_channels,
-                                      g.z_channels, g.num_slices, _Y_MAX_FREQ, _Z_MAX_FREQ)
+                                      g.z_channels, g.num_slices, _Y_MAX_FREQ, _Z_MAX_FREQ,
+                                      g.memory_per_pixel)
     return out
 
 

@@ -61,6 +61,7 @@ from licodec.codec.image_io import (
 from licodec.codec.limits import (
     DEFAULT_MAX_MEMORY,
     MAX_INPUT_BYTES,
+    UNKNOWN_MEMORY_PER_PIXEL,
     ModelGeometry,
     check_decode,
     check_geometry,
@@ -327,17 +328,27 @@ def _max_freq(cdf: Any, lengths: Any) -> int:
     return int(d[live].max()) if bool(live.any()) else (1 << 16) - 1
 
 
+def _memory_per_pixel(arch: str) -> int:
+    from licodec.models import get_spec
+
+    try:
+        return get_spec(arch).memory_per_pixel or UNKNOWN_MEMORY_PER_PIXEL
+    except KeyError:
+        return UNKNOWN_MEMORY_PER_PIXEL
+
+
 def _check_before_loading(c: Container, budget: int) -> None:
     """The decoder limits that need only the architecture's class attributes."""
     from licodec.models import get_spec
 
     try:
-        cls = get_spec(c.model_id).builder
+        spec = get_spec(c.model_id)
     except KeyError:
         return  # unknown: _decoder_for says so
-    pad, y_stride = getattr(cls, "pad_multiple", None), getattr(cls, "y_stride", None)
+    pad, y_stride = getattr(spec.builder, "pad_multiple", None), getattr(spec.builder, "y_stride", None)
     if isinstance(pad, int) and isinstance(y_stride, int) and pad > 0 and y_stride > 0:
-        check_geometry(c, c.model_id, pad, 4 * y_stride, budget)
+        check_geometry(c, c.model_id, pad, 4 * y_stride, budget,
+                       spec.memory_per_pixel or UNKNOWN_MEMORY_PER_PIXEL)
 
 
 _GEOMETRIES: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], ModelGeometry]] = (
@@ -372,6 +383,7 @@ def _geometry(lm: LoadedModel) -> ModelGeometry:
             num_slices=int(m.step_divisor),
             y_max_freq=min(_max_freq(gc._quantized_cdf, gc._cdf_length), (1 << 16) - 1),
             z_max_freq=min(_max_freq(eb._quantized_cdf, eb._cdf_length), (1 << 16) - 1),
+            memory_per_pixel=_memory_per_pixel(lm.arch),
         )
     except (AttributeError, RuntimeError, ValueError) as exc:
         raise ModelError(f"{lm.arch} cannot decode files ({_one_line(exc)})") from None

@@ -41,9 +41,9 @@ __all__ = [
     "IMAGE_BYTES_PER_PIXEL",
     "MAX_INPUT_BYTES",
     "MAX_TILE_AREA",
-    "MEMORY_PER_PIXEL",
     "MEMORY_PER_TILE",
     "MIN_PAD_MULTIPLE",
+    "UNKNOWN_MEMORY_PER_PIXEL",
     "LimitError",
     "ModelGeometry",
     "add_max_input_option",
@@ -86,31 +86,12 @@ MIN_STREAM_BYTES = {"rans": 8, "range": 4}
 #: sweeps lengths 1 to 3 million for several probabilities).
 RANGE_SLACK_BITS = 0
 
-#: Measured decode working memory per padded pixel (bytes), per architecture:
-#: the growth of the peak resident memory of ``Codec.decode`` between two tile
-#: sizes (256 and 1024; full-size models 256 and 512), one thread, portable
-#: files, libraries, weights and their float64 copy excluded, times 1.25.
-#: ``tests/test_hostile.py`` checks that the estimate is an upper bound.
-MEMORY_PER_PIXEL: dict[str, int] = {
-    "wacnn": 930,
-    "stf": 1790,
-    "tcm-s": 2030,
-    "tcm-m": 3150,
-    "tcm-l": 3490,
-    "wacnn-lite": 270,
-    "stf-lite": 330,
-    "tcm-lite": 230,
-    "wacnn-tiny": 160,
-    "stf-tiny": 290,
-    "tcm-tiny": 390,
-    "elic": 1210,
-    "elic-lite": 190,
-    "elic-tiny": 150,
-}
+#: Decode working memory per padded pixel (bytes) of an architecture whose registry
+#: entry has no measurement (``register_model(..., memory_per_pixel=)``, measured as
+#: its docstring says): above every measured one (tcm-l, 3490).
+UNKNOWN_MEMORY_PER_PIXEL = 3500
 #: Fixed part of one tile's decode (buffers that do not grow with the tile).
 MEMORY_PER_TILE = 64 << 20
-#: For an architecture without a measurement: the largest of the table.
-_UNKNOWN_MEMORY_PER_PIXEL = max(MEMORY_PER_PIXEL.values())
 #: The decoded image held while it is assembled and handed on (uint8 planes,
 #: the PIL image, alpha, the output encoder's copy): about this many bytes per
 #: image pixel, not part of the per-tile estimate (``--max-pixels`` bounds it).
@@ -197,6 +178,8 @@ class ModelGeometry:
     #: Largest symbol frequency (of 2^16) in the y and z coder tables.
     y_max_freq: int
     z_max_freq: int
+    #: Decode working memory per padded pixel (bytes; the registry entry's measurement).
+    memory_per_pixel: int = UNKNOWN_MEMORY_PER_PIXEL
 
     def z_shape(self, h: int, w: int) -> tuple[int, int]:
         """The z shape the encoder writes for an ``h`` x ``w`` tile."""
@@ -211,10 +194,6 @@ class ModelGeometry:
     @property
     def y_stride(self) -> int:
         return self.z_stride // 4  # the hyperprior halves twice
-
-    @property
-    def memory_per_pixel(self) -> int:
-        return MEMORY_PER_PIXEL.get(self.arch, _UNKNOWN_MEMORY_PER_PIXEL)
 
 
 # -- checks ------------------------------------------------------------------------
@@ -256,7 +235,7 @@ def check_header(c: Container) -> None:
 
 def check_geometry(
     c: Container, arch: str, pad_multiple: int, z_stride: int,
-    max_memory: int = DEFAULT_MAX_MEMORY,
+    max_memory: int = DEFAULT_MAX_MEMORY, memory_per_pixel: int = UNKNOWN_MEMORY_PER_PIXEL,
 ) -> None:
     """The limits that need only the architecture's pad multiple and z stride (class
     attributes: the decoder checks them before it loads any weights): the tile grid
@@ -283,8 +262,7 @@ def check_geometry(
         largest = max(largest, want[0] * want[1] * z_stride * z_stride)
     if largest > MAX_TILE_AREA:
         raise LimitError(f"a padded tile of {largest} pixels is larger than the encoder writes")
-    _check_memory(MEMORY_PER_PIXEL.get(arch, _UNKNOWN_MEMORY_PER_PIXEL) * largest
-                  + MEMORY_PER_TILE, max_memory)
+    _check_memory(memory_per_pixel * largest + MEMORY_PER_TILE, max_memory)
 
 
 def _check_memory(estimate: int, max_memory: int) -> None:
@@ -308,7 +286,8 @@ def check_decode(
     code (:func:`min_symbol_cost` of the tables' largest frequency), then the whole
     memory estimate (coder buffers included) against ``max_memory``.
     """
-    check_geometry(c, geo.arch, geo.pad_multiple, geo.z_stride, max_memory)
+    check_geometry(c, geo.arch, geo.pad_multiple, geo.z_stride, max_memory,
+                   geo.memory_per_pixel)
     y_cost = min_symbol_cost(geo.y_max_freq, c.coder)
     z_cost = min_symbol_cost(geo.z_max_freq, c.coder)
     for i, t in enumerate(c.tiles):

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: Default tile side in pixels. The decoder's estimate for such a tile
-#: (limits.MEMORY_PER_PIXEL, measured with a 1.25 margin) is about 0.3 GB for the lite
+#: (the registry entry's memory_per_pixel, measured with a 1.25 margin) is about 0.3 GB for the lite
 #: models and 1.0 (wacnn) to 3.7 GB (tcm-l) for the full-size ones, under the 6 GiB budget.
 DEFAULT_TILE_SIZE = 1024
 #: Smallest tile side accepted from a user (the smallest pad multiple of any model;

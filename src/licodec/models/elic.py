@@ -269,6 +269,7 @@ register_model(
     paper="He et al., CVPR 2022",
     recipe=RECIPE,
     checkpoint_filter=from_compressai,
+    memory_per_pixel=1210,
 )
 register_model(
     "elic-lite",
@@ -284,6 +285,7 @@ register_model(
     context_hidden=(64, 48),
     blocks=1,
     num_rates=6,
+    memory_per_pixel=190,
 )
 register_model(
     "elic-tiny",
@@ -296,4 +298,5 @@ register_model(
     groups=(4, 4, 8, 8, 16),
     context_hidden=(16, 16),
     blocks=1,
+    memory_per_pixel=150,
 )

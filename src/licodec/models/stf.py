@@ -127,6 +127,7 @@ register_model(
     paper="Zou et al., CVPR 2022",
     recipe=RECIPE,
     checkpoint_filter=drop_stray_h_s,
+    memory_per_pixel=1790,
 )
 register_model(
     "stf-lite",
@@ -146,6 +147,7 @@ register_model(
     slice_hidden=(48, 32),
     z_channels=64,
     num_rates=6,
+    memory_per_pixel=330,
 )
 register_model(
     "stf-tiny",
@@ -162,4 +164,5 @@ register_model(
     hyper_s=(16, 24, 24, 32),
     slice_hidden=(16,),
     z_channels=16,
+    memory_per_pixel=290,
 )

@@ -162,6 +162,7 @@ for _name, _n, _count in (("tcm-s", 64, 45.18), ("tcm-m", 96, 59.13), ("tcm-l", 
         paper="Liu et al., CVPR 2023",
         recipe=RECIPE,
         N=_n,
+        memory_per_pixel={"tcm-s": 2030, "tcm-m": 3150, "tcm-l": 3490}[_name],
     )
 register_model(
     "tcm-lite",
@@ -182,6 +183,7 @@ register_model(
     slice_hidden=(48, 32),
     z_channels=64,
     num_rates=6,
+    memory_per_pixel=230,
 )
 register_model(
     "tcm-tiny",
@@ -198,4 +200,5 @@ register_model(
     atten_head_dim=8,
     slice_hidden=(16,),
     z_channels=16,
+    memory_per_pixel=390,
 )

@@ -106,6 +106,7 @@ register_model(
     paper="Zou et al., CVPR 2022",
     recipe=RECIPE,
     checkpoint_filter=drop_stray_h_s,
+    memory_per_pixel=930,
 )
 register_model(
     "wacnn-lite",
@@ -125,6 +126,7 @@ register_model(
     slice_hidden=(64, 48),
     z_channels=64,
     num_rates=6,
+    memory_per_pixel=270,
 )
 register_model(
     "wacnn-tiny",
@@ -141,4 +143,5 @@ register_model(
     hyper_s=(16, 16, 24, 24),
     slice_hidden=(16,),
     z_channels=16,
+    memory_per_pixel=160,
 )

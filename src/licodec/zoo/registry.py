@@ -70,6 +70,12 @@ class ModelSpec:
     paper: str = ""
     recipe: TrainRecipe | None = None
     checkpoint_filter: CheckpointFilter | None = None
+    #: Decode working memory per padded pixel, bytes (None: not measured; the decoder's
+    #: memory limit then assumes the worst). Measured as the growth of ``Codec.decode``'s
+    #: peak resident memory between two tile sizes (256 and 1024; full-size models 256 and
+    #: 512), one thread, portable files, weights and their float64 copy excluded, times
+    #: 1.25; tests/test_hostile.py checks that the estimate is an upper bound.
+    memory_per_pixel: int | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -83,13 +89,15 @@ def register_model(
     *,
     recipe: TrainRecipe | None = None,
     checkpoint_filter: CheckpointFilter | None = None,
+    memory_per_pixel: int | None = None,
     **kwargs: Any,
 ) -> None:
     """Register ``builder(**kwargs)`` under ``name`` (a stable id)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     _REGISTRY[name] = ModelSpec(
-        name, builder, dict(kwargs), description, paper, recipe, checkpoint_filter
+        name, builder, dict(kwargs), description, paper, recipe, checkpoint_filter,
+        memory_per_pixel,
     )
 
 
