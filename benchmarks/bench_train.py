@@ -50,8 +50,8 @@ def raw_stepper(name: str, batch: int, crop: int, device: str, precision: str,
     clipping) per call; returns its seconds."""
     import torch
 
-    from licodec.train.losses import RateDistortionLoss
     from licodec.models import create_model
+    from licodec.train.losses import RateDistortionLoss
 
     torch.manual_seed(0)
     model = create_model(name).to(device).train()

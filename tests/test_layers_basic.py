@@ -10,6 +10,7 @@ imports CompressAI. CompressAI is only the test oracle here (skipped without it)
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import subprocess
 import sys
@@ -34,10 +35,8 @@ PKG = SRC / "licodec"
 @pytest.fixture(scope="module")
 def cai() -> SimpleNamespace:
     """CompressAI's layers and conv helpers, imported without their jit warning."""
-    try:
+    with contextlib.suppress(ImportError):
         from licodec import _compressai  # noqa: F401
-    except ImportError:
-        pass
     layers = pytest.importorskip("compressai.layers")
     utils = pytest.importorskip("compressai.models.utils")
     return SimpleNamespace(layers=layers, conv=utils.conv, deconv=utils.deconv)

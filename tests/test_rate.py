@@ -31,7 +31,7 @@ def briefly_trained() -> torch.nn.Module:
     images = torch.cat([smooth_image(256, 256, seed=s) for s in range(8)])
     g = torch.Generator().manual_seed(1)
     first = last = 0.0
-    for step in range(200):
+    for _step in range(200):
         idx = torch.randint(0, 8, (8,), generator=g)
         oy, ox = torch.randint(0, 192, (2,), generator=g).tolist()
         out = model(images[idx, :, oy : oy + 64, ox : ox + 64])

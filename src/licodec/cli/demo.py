@@ -50,7 +50,7 @@ def test_picture(width: int = 768, height: int = 512) -> Any:
     draw.polygon([(0, height), (width * 0.35, height * 0.45), (width * 0.7, height)], fill=(70, 95, 60))
     draw.polygon([(width * 0.4, height), (width * 0.75, height * 0.35), (width, height * 0.8), (width, height)], fill=(95, 105, 80))
     draw.ellipse([width * 0.78, height * 0.08, width * 0.9, height * 0.26], fill=(250, 235, 170))
-    for i in range(12):
+    for _i in range(12):
         x0 = int(rng.integers(0, width - 60))
         draw.rectangle([x0, int(height * 0.82), x0 + 40, height], fill=tuple(int(v) for v in rng.integers(40, 220, 3)))
     arr = np.asarray(img.filter(ImageFilter.GaussianBlur(1.2))).astype(np.float32)

@@ -23,6 +23,7 @@ depend on the device's type.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -387,10 +388,8 @@ def _geometry(lm: LoadedModel) -> ModelGeometry:
         )
     except (AttributeError, RuntimeError, ValueError) as exc:
         raise ModelError(f"{lm.arch} cannot decode files ({_one_line(exc)})") from None
-    try:
+    with contextlib.suppress(TypeError):
         _GEOMETRIES[m] = (key, geo)
-    except TypeError:
-        pass
     return geo
 
 

@@ -12,6 +12,7 @@ one-byte flag and comes back as licodec's copy (``srgb.icc``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -108,10 +109,8 @@ class SourceImage:
 def register_plugins() -> None:
     """Teach Pillow JPEG XL when pillow-jxl-plugin is installed; the one place that does,
     called before anything opens or lists images."""
-    try:
+    with contextlib.suppress(ImportError):
         import pillow_jxl  # noqa: F401  (registers on import)
-    except ImportError:
-        pass
 
 
 def image_extensions() -> frozenset[str]:

@@ -25,6 +25,7 @@ interrupted run resumes where it stopped) and averages over images.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import time
@@ -376,10 +377,8 @@ def _library_versions(name: str) -> dict[str, str]:
         import av
 
         versions["PyAV"] = av.__version__
-        try:
+        with contextlib.suppress(AttributeError, KeyError):
             versions["libavcodec"] = ".".join(map(str, av.library_versions["libavcodec"]))
-        except (AttributeError, KeyError):
-            pass
     return versions
 
 

@@ -237,7 +237,7 @@ def _devices(value: str) -> Any:
     try:
         return int(v)
     except ValueError:
-        raise InputError(f"devices must be auto, a count or a list like 0,1; got {value!r}")
+        raise InputError(f"devices must be auto, a count or a list like 0,1; got {value!r}") from None
 
 
 def _strategy(cfg: TrainConfig, devices: Any) -> Any:
