@@ -105,7 +105,7 @@ class _OneHotCost(torch.nn.Module):
         super().__init__()
         self.hot = hot
 
-    def _pads_for(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    def pads_for(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
         dh, dw = (-size[0]) % 64, (-size[1]) % 64
         return (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
 

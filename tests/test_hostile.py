@@ -841,7 +841,7 @@ def _expected_pixels(model: Any, c: Container) -> np.ndarray:
         for (x, y, w, h), t in zip(tile_rects(c.width, c.height, c.tile_size), c.tiles):
             full = model.decompress([[t.y_stream], [t.z_stream]], t.z_shape, None,
                                     portable=c.portable, coder=c.coder)["x_hat"]
-            crop = model._crop(full, (h, w), model._pads_for((h, w)))
+            crop = model._crop(full, (h, w), model.pads_for((h, w)))
             out[y : y + h, x : x + w] = _to_pixels(crop, c.colour)
     return out
 

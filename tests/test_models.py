@@ -361,3 +361,26 @@ def test_the_registry_imports_no_model() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_every_registered_model_follows_the_contract() -> None:
+    from licodec.entropy.contract import CodecModel, Coded, codec_model
+    from licodec.errors import ModelError
+
+    for name in SMALL:
+        model = create_model(name)
+        assert isinstance(model, CodecModel), name
+        assert model.pads_for((37, 53)) == model.pads_for((37, 53))
+        left, right, top, bottom = model.pads_for((37, 53))
+        assert (37 + top + bottom) % model.pad_multiple == 0 and abs(left - right) <= 1
+    with pytest.raises(ModelError, match="does not follow licodec's model contract .*arch"):
+        codec_model(torch.nn.Conv2d(3, 3, 1))
+    model = create_model("wacnn-tiny").eval()
+    model.update(force=True)
+    coded = model.compress(smooth_image(20, 30), reconstruct=True)
+    assert isinstance(coded, Coded)
+    assert list(coded) == ["strings", "shape", "size", "latent_crc", "portable", "x_hat"]
+    assert set(coded.streams()) == {"y", "z"} and coded.size == (20, 30)
+    assert torch.equal(model.decompress(**coded)["x_hat"], coded.x_hat)
+    with pytest.raises(KeyError):
+        coded["nope"] = 1

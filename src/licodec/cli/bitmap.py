@@ -107,10 +107,12 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     apply_threads(args.threads)
 
+    from licodec.entropy.contract import codec_model
     from licodec.zoo.weights import load_weights
 
-    model, _ = load_weights(point.weights)  # on the CPU, as the codec loads it, then moved
-    model.to(device)
+    module, _ = load_weights(point.weights)  # on the CPU, as the codec loads it, then moved
+    module.to(device)
+    model = codec_model(module)
     rate = point.quality - 1 if point.variable_rate and point.quality else None
     bm = likelihood_map(model, rgb, args.tile_size, rate)
     include_z = args.z == "spread"

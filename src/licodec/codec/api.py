@@ -86,6 +86,7 @@ from licodec.codec.tiling import (
     effective_tile_size,
     plan_tiles,
 )
+from licodec.entropy.contract import CodecModel, codec_model
 from licodec.errors import FormatError, InputError, ModelError, TargetError
 from licodec.zoo.pretrained import NO_WEIGHTS
 
@@ -147,7 +148,7 @@ def _check_model_name(name: str) -> None:
 class LoadedModel:
     """A model ready to code, with what the container records about it."""
 
-    module: Any  # torch.nn.Module
+    module: CodecModel
     arch: str
     digest: bytes
     quality: int = 0
@@ -158,12 +159,12 @@ class LoadedModel:
 
     @property
     def pad_multiple(self) -> int:
-        return int(getattr(self.module, "pad_multiple", 64))
+        return int(self.module.pad_multiple)
 
     @property
     def num_rates(self) -> int:
         """Operating points of a variable-rate model (0 = fixed rate)."""
-        return int(getattr(self.module, "num_rates", 0) or 0)
+        return int(self.module.num_rates or 0)
 
     def rate_kwargs(
         self, quality: int | None = None, code: int | None = None
@@ -235,10 +236,11 @@ def _from_weights_file(
         if found != arch:
             raise ModelError(f"--model {arch} does not match the weights file, which is {found}")
     target = None if device is None else resolve_device(device)
-    module, meta = load_weights(path)
+    loaded, meta = load_weights(path)
+    module = codec_model(loaded)
     quality = meta.get("quality")
     metric = meta.get("metric")
-    lambdas = meta.get("lambdas") if getattr(module, "num_rates", 0) else [meta.get("lambda")]
+    lambdas = meta.get("lambdas") if module.num_rates else [meta.get("lambda")]
     digest = _digest(module)  # on the CPU: digesting device tensors would copy them back
     if target is not None:
         module.to(target)
@@ -265,13 +267,11 @@ def _lambdas(values: Any) -> tuple[float, ...]:
 def _from_module(
     module: Any, quality: int | None, metric: str | None, device: str | torch.device | None = None
 ) -> LoadedModel:
-    arch = getattr(module, "arch", None)
-    if not isinstance(arch, str):
-        raise ModelError("the model has no registry id (build it with licodec.create_model)")
+    model = codec_model(module)
     if device is not None:
         module.to(resolve_device(device))  # in place, as nn.Module.to is
     module.eval()
-    return LoadedModel(module, arch, _digest(module), int(quality or 0), metric)
+    return LoadedModel(model, model.arch, _digest(module), int(quality or 0), metric)
 
 
 def resolve_model(
@@ -374,7 +374,7 @@ def _geometry(lm: LoadedModel) -> ModelGeometry:
         return cached[1]
     try:
         gc, eb = m.gaussian_conditional, m.entropy_bottleneck
-        y_stride = int(getattr(m, "y_stride", 16))
+        y_stride = int(m.y_stride)
         geo = ModelGeometry(
             arch=lm.arch,
             pad_multiple=lm.pad_multiple,
@@ -924,7 +924,7 @@ class Codec:
             for i, ((x, y, w, h), t) in enumerate(zip(rects, c.tiles)):
                 try:
                     dec = model.decompress(
-                        [[t.y_stream], [t.z_stream]], t.z_shape, (h, w), **rate,
+                        [[t.y_stream], [t.z_stream]], t.z_shape, (h, w), rate.get("rate"),
                         portable=c.portable, coder=c.coder,
                     )
                 except (RuntimeError, ValueError, IndexError, OverflowError) as exc:

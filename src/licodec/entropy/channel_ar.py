@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.entropy.coder import CODER_RANGE, CoderTables, RangeEncoder, make_decoder
+from licodec.entropy.contract import Coded
 from licodec.entropy.models import EntropyBottleneck, GaussianConditional, ste_round
 from licodec.layers.deterministic import ThreadInvariant
 
@@ -430,24 +431,24 @@ class ChannelARModel(nn.Module):
 
     # -- padding ------------------------------------------------------------
 
+    def pads_for(self, size: Sequence[int]) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) zeros that pad an input of ``size`` (H, W) to the
+        pad multiple, centred as the authors' evaluation does: the one place that says so."""
+        p = self.pad_multiple
+        dh, dw = (-int(size[0])) % p, (-int(size[1])) % p
+        return (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
+
     def _pad(self, x: Tensor) -> tuple[Tensor, tuple[int, int, int, int]]:
         h, w = x.shape[-2:]
         if h < 1 or w < 1:
             raise ValueError(f"input must be at least 1x1, got {h}x{w}")
-        p = self.pad_multiple
-        dh, dw = (-h) % p, (-w) % p
-        pads = (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)  # left, right, top, bottom
-        return (F.pad(x, pads) if dh or dw else x), pads
+        pads = self.pads_for((h, w))
+        return (F.pad(x, pads) if any(pads) else x), pads
 
     @staticmethod
     def _crop(x: Tensor, size: tuple[int, int], pads: tuple[int, int, int, int]) -> Tensor:
         left, _, top, _ = pads
         return x[..., top : top + size[0], left : left + size[1]]
-
-    def _pads_for(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
-        p = self.pad_multiple
-        dh, dw = (-size[0]) % p, (-size[1]) % p
-        return (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
 
     # -- the slice loop -------------------------------------------------------
 
@@ -606,12 +607,12 @@ class ChannelARModel(nn.Module):
         portable: bool = False,
         reconstruct: bool = False,
         latents: tuple[Tensor, Tensor] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Coded:
         """Entropy-code ``x``: one y stream for the batch, one z stream per image.
 
-        Besides CompressAI's ``strings``/``shape`` (and ``size``), returns
-        ``latent_crc``: a CRC32 of every coded symbol and its table index, which
-        :meth:`decompress` recomputes, so a decoder whose entropy parameters came
+        Returns a :class:`~licodec.entropy.contract.Coded` (also a mapping with
+        CompressAI's keys): the streams, the shapes and ``latent_crc``, a CRC32 of
+        every coded symbol and its table index, which :meth:`decompress` recomputes, so a decoder whose entropy parameters came
         out differently is detected instead of producing a garbled image. With
         ``reconstruct=True`` also ``x_hat``, exactly what :meth:`decompress`
         will return (without running the entropy decoder). ``latents``: code
@@ -647,16 +648,11 @@ class ChannelARModel(nn.Module):
             return _merge(gc.dequantize(q, mu), mask, partial)
 
         y_hat = self._slice_loop(hyper, y.shape[-2:], step, nets)
-        out: dict[str, Any] = {
-            "strings": [[encoder.finish()], z_strings],
-            "shape": tuple(z.shape[-2:]),
-            "size": size,
-            "latent_crc": crc,
-            "portable": portable,
-        }
+        x_hat = None
         if reconstruct:
-            out["x_hat"] = self._crop(self._reconstruct(y_hat, gains, nets).clamp_(0, 1), size, pads)
-        return out
+            x_hat = self._crop(self._reconstruct(y_hat, gains, nets).clamp_(0, 1), size, pads)
+        return Coded([[encoder.finish()], z_strings], (int(z.shape[-2]), int(z.shape[-1])),
+                     (int(size[0]), int(size[1])), crc, portable, x_hat)
 
     @torch.no_grad()
     def decompress(
@@ -718,7 +714,7 @@ class ChannelARModel(nn.Module):
         x_hat = self._reconstruct(y_hat, gains, nets).clamp_(0, 1)
         if size is not None:
             hw = (int(size[0]), int(size[1]))
-            x_hat = self._crop(x_hat, hw, self._pads_for(hw))
+            x_hat = self._crop(x_hat, hw, self.pads_for(hw))
         return {"x_hat": x_hat, "latent_crc": crc}
 
     def aux_loss(self) -> Tensor:

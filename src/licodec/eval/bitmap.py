@@ -25,11 +25,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from licodec.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from licodec.entropy.contract import CodecModel
 
 __all__ = ["BitMap", "cell_density", "likelihood_map", "render_bitmap"]
 
@@ -115,17 +118,10 @@ def cell_density(
     return density[rows][:, cols]
 
 
-def _pads(model: Any, h: int, w: int) -> tuple[int, int, int, int]:
-    pads_for = getattr(model, "_pads_for", None)
-    if callable(pads_for):
-        return tuple(int(p) for p in pads_for((h, w)))  # type: ignore[return-value]
-    p = int(getattr(model, "pad_multiple", 1) or 1)
-    dh, dw = (-h) % p, (-w) % p
-    return (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
 
 
 def likelihood_map(
-    model: Any, rgb: np.ndarray, tile_size: int | None = None, rate: int | None = None
+    model: CodecModel, rgb: np.ndarray, tile_size: int | None = None, rate: int | None = None
 ) -> BitMap:
     """Run ``model`` forward on an (H, W, 3) uint8 image, tile by tile as the codec would.
 
@@ -140,7 +136,7 @@ def likelihood_map(
 
     rgb = to_uint8_rgb(rgb)
     h, w = rgb.shape[:2]
-    pad_multiple = int(getattr(model, "pad_multiple", 64) or 1)
+    pad_multiple = int(model.pad_multiple)
     grid = plan_tiles(w, h, tile_size or DEFAULT_TILE_SIZE, pad_multiple)
     rects = tile_rects(w, h, grid)
     y_map = np.zeros((h, w), dtype=np.float64)
@@ -163,11 +159,9 @@ def likelihood_map(
             # float64 on the CPU (MPS has no float64)
             cells = (-torch.log2(lik_y.cpu().double())).sum(dim=1)[0].numpy()  # (Hy, Wy)
             tz = float((-torch.log2(lik_z.cpu().double())).sum())
-            ph = th + sum(_pads(model, th, tw)[2:])
-            stride = max(1, round(ph / cells.shape[0]))
-            y_map[y0 : y0 + th, x0 : x0 + tw] = cell_density(
-                cells, (th, tw), _pads(model, th, tw), stride
-            )
+            pads = model.pads_for((th, tw))
+            stride = max(1, round((th + pads[2] + pads[3]) / cells.shape[0]))
+            y_map[y0 : y0 + th, x0 : x0 + tw] = cell_density(cells, (th, tw), pads, stride)
             z_map[y0 : y0 + th, x0 : x0 + tw] = tz / (th * tw)
             y_bits += float(cells.sum())
             z_bits += tz
