@@ -283,3 +283,32 @@ def test_version_1_files_decode_with_their_pixel_checksum() -> None:
         Codec(model).decompress(fixed(v1))
     with pytest.raises(ValueError, match="can only write format version 5"):
         serialise(parse(fixed(v1)))
+
+
+def test_a_model_with_more_streams_round_trips_through_the_file() -> None:
+    """The container holds whatever list of streams a model writes (issue 14): a model
+    that adds a third stream gets it back, in its own order, when the file is decoded."""
+    from licodec.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("wacnn-tiny").eval()
+    model.update(force=True)
+    extra = b"LICX" * 3
+    compress, decompress = model.compress, model.decompress
+
+    def three(*args: object, **kwargs: object) -> object:
+        out = compress(*args, **kwargs)  # type: ignore[arg-type]
+        out.strings = [*out.strings, [extra]]
+        return out
+
+    def back(strings: list[list[bytes]], *args: object, **kwargs: object) -> object:
+        assert [list(map(bytes, s)) for s in strings[2:]] == [[extra]]
+        return decompress(strings[:2], *args, **kwargs)  # type: ignore[arg-type]
+
+    model.compress, model.decompress = three, back  # type: ignore[method-assign]
+    img = photo(90, 150, seed=3)
+    codec = Codec(model, tile_size=64)
+    res = codec.encode(img, keep_reconstruction=True)
+    c = parse(res.data)
+    assert c.streams_per_tile == 3 and all(t.streams[0] == extra for t in c.tiles)
+    assert np.array_equal(np.asarray(codec.decode(res.data)), np.asarray(res.reconstruction))

@@ -371,3 +371,43 @@ def test_metadata_chunks_cost_and_checks() -> None:
         else:
             with pytest.raises(FormatError, match=msg):
                 parse(_refresh_crc(bad))
+
+
+# -- streams per tile --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_tiles_hold_any_number_of_streams(n: int) -> None:
+    c = _container(1000, 700, tile_size=(512, 512))
+    for i, t in enumerate(c.tiles):
+        c.tiles[i] = TileRecord(t.z_shape, *(bytes([i, j]) * (8 + 3 * j) for j in range(n)))
+    data = serialise(c)
+    back = parse(data)
+    assert back.streams_per_tile == n
+    assert [t.streams for t in back.tiles] == [t.streams for t in c.tiles]
+    assert back.payload_bytes == c.payload_bytes
+    assert bytes([0x87, 1, n]) in data[: len(data) - c.payload_bytes]  # the STREAMS chunk
+
+
+def test_two_streams_write_no_streams_chunk_and_keep_their_layout() -> None:
+    c = _container(300, 200)
+    data = serialise(c)
+    assert bytes([0x87]) not in data[: len(data) - c.payload_bytes]  # no STREAMS chunk
+    # the layout of earlier versions: z, then y, the y length implied for the last tile
+    assert data[-4 - c.payload_bytes : -4] == c.tiles[0].z_stream + c.tiles[0].y_stream
+
+
+def test_streams_chunk_is_checked() -> None:
+    c = _container(300, 200)
+    c.tiles[0] = TileRecord(c.tiles[0].z_shape, b"abcdefgh", b"ijklmnop", b"qrstuvwx")
+    data = bytearray(serialise(c))
+    at = data.index(bytes([0x87, 1, 3]))  # type, length, count
+    for bad, message in [(2, "2 is the default"), (0, "1 or 3..16"), (17, "streams per tile")]:
+        broken = bytearray(data)
+        broken[at + 2] = bad
+        with pytest.raises(FormatError, match=message):
+            parse(_refresh_crc(broken))
+    mixed = _container(1000, 700, tile_size=(512, 512))
+    mixed.tiles[0] = TileRecord(mixed.tiles[0].z_shape, b"abcd", b"efgh", b"ijkl")
+    with pytest.raises(ValueError, match="same number of streams"):
+        serialise(mixed)

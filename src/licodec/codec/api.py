@@ -40,6 +40,7 @@ import numpy as np
 from licodec.codec.container import (
     MAX_PIXELS,
     MAX_QUALITY,
+    MAX_STREAMS,
     ColourMode,
     Container,
     TileRecord,
@@ -769,21 +770,21 @@ class Codec:
                 strings = out["strings"]
                 shape = tuple(int(s) for s in out["shape"])
                 if (
-                    len(strings) != 2
-                    or len(strings[0]) != 1
-                    or len(strings[1]) != 1
+                    not 1 <= len(strings) <= MAX_STREAMS
+                    or any(len(per_image) != 1 for per_image in strings)
                     or len(shape) != 2
                     or "latent_crc" not in out
                 ):
                     raise ModelError(f"{lm.arch}.compress returned an unsupported stream layout")
-                y_stream, z_stream = bytes(strings[0][0]), bytes(strings[1][0])
+                # the file's order: side information first (the reverse of the model's)
+                streams = [bytes(per_image[0]) for per_image in reversed(strings)]
                 x_hat = out.get("x_hat")
             except ModelError:
                 raise
             except RuntimeError as exc:
                 raise ModelError(f"{lm.arch} failed to code tile {i}: {_one_line(exc)}") from None
             bh, bw = latent_shape_bound(h, w)
-            if not (1 <= shape[0] <= bh and 1 <= shape[1] <= bw) or not y_stream or not z_stream:
+            if not (1 <= shape[0] <= bh and 1 <= shape[1] <= bw) or not all(streams):
                 raise ModelError(f"{lm.arch} produced a latent the format cannot store")
             if reconstruct:
                 if not isinstance(x_hat, torch.Tensor) or tuple(x_hat.shape) != (1, 3, h, w):
@@ -796,7 +797,7 @@ class Codec:
                 if recon is not None:
                     recon[y : y + h, x : x + w] = px
             crc = _chain(out["latent_crc"], crc)
-            records.append(TileRecord(shape, z_stream, y_stream))
+            records.append(TileRecord(shape, *streams))
             if progress is not None:
                 progress(i + 1, len(rects))
         return _Coded(records, crc, sse, recon)
@@ -924,7 +925,7 @@ class Codec:
             for i, ((x, y, w, h), t) in enumerate(zip(rects, c.tiles)):
                 try:
                     dec = model.decompress(
-                        [[t.y_stream], [t.z_stream]], t.z_shape, (h, w), rate.get("rate"),
+                        [[s] for s in reversed(t.streams)], t.z_shape, (h, w), rate.get("rate"),
                         portable=c.portable, coder=c.coder,
                     )
                 except (RuntimeError, ValueError, IndexError, OverflowError) as exc:

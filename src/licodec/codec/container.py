@@ -26,6 +26,7 @@ __all__ = [
     "MAX_METADATA_BYTES",
     "MAX_PIXELS",
     "MAX_QUALITY",
+    "MAX_STREAMS",
     "MAX_TILE_SIDE",
     "AlphaMethod",
     "Chunk",
@@ -57,6 +58,8 @@ MAX_ICC_BYTES = 16 << 20
 MAX_METADATA_BYTES = 16 << 20
 #: Most metadata chunks in one file (version 3).
 MAX_CHUNKS = 16
+#: Most entropy-coded streams in one tile (STREAMS chunk, version 5).
+MAX_STREAMS = 16
 
 
 class Chunk(IntEnum):
@@ -71,6 +74,8 @@ class Chunk(IntEnum):
     #: Critical (version 5): varint, the quality on the 0-100 scale in hundredths
     #: (:mod:`licodec.codec.quality`), present only between trained points.
     RATE = 0x86
+    #: Critical (version 5): varint, the streams per tile, present only when not 2.
+    STREAMS = 0x87
 
 
 _CRITICAL = 0x80
@@ -115,13 +120,32 @@ class AlphaMethod(IntEnum):
     PNG = 2  # a grayscale PNG of the plane
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TileRecord:
-    """One tile's entropy-coded payload: the model's z and y streams and z's shape."""
+    """One tile's entropy-coded payload: z's shape and the model's streams in file order.
+
+    The file order is the reverse of the model's (CompressAI's ``strings`` list the
+    latent first and its side information last; a file puts the side information
+    first): for the two-stream models of today, ``(z, y)``. A file whose tiles hold
+    another number of streams says so in a STREAMS chunk.
+    """
 
     z_shape: tuple[int, int]
-    z_stream: bytes
-    y_stream: bytes
+    streams: tuple[bytes, ...]
+
+    def __init__(self, z_shape: tuple[int, int], *streams: bytes) -> None:
+        object.__setattr__(self, "z_shape", z_shape)
+        object.__setattr__(self, "streams", tuple(streams))
+
+    @property
+    def z_stream(self) -> bytes:
+        """The side information (the first stream)."""
+        return self.streams[0]
+
+    @property
+    def y_stream(self) -> bytes:
+        """The latent of a two-stream tile (the last stream)."""
+        return self.streams[-1]
 
 
 @dataclass
@@ -165,7 +189,12 @@ class Container:
     @property
     def payload_bytes(self) -> int:
         """Bytes of model streams (what the entropy coder produced)."""
-        return sum(len(t.z_stream) + len(t.y_stream) for t in self.tiles)
+        return sum(len(s) for t in self.tiles for s in t.streams)
+
+    @property
+    def streams_per_tile(self) -> int:
+        """Streams in every tile (2: z and y, the only layout before STREAMS chunks)."""
+        return len(self.tiles[0].streams) if self.tiles else 2
 
 
 # -- varints -------------------------------------------------------------------
@@ -300,18 +329,18 @@ def serialise(c: Container) -> bytes:
         out += c.alpha_data
     header_end = len(out)
     for i, t in enumerate(c.tiles):
-        if not t.z_stream or not t.y_stream:
+        if not all(t.streams):
             raise ValueError("model streams must not be empty")
         out += encode_varint(t.z_shape[0])
         out += encode_varint(t.z_shape[1])
-        out += encode_varint(len(t.z_stream))
-        if i < len(c.tiles) - 1:
-            out += encode_varint(len(t.y_stream))
+        last = len(t.streams) - (1 if i == len(c.tiles) - 1 else 0)
+        for stream in t.streams[:last]:  # the very last stream runs to the CRC
+            out += encode_varint(len(stream))
     out += (c.check_crc & 0xFFFFFFFF).to_bytes(4, "little")
     table_end = len(out)
     for t in c.tiles:
-        out += t.z_stream
-        out += t.y_stream
+        for stream in t.streams:
+            out += stream
     out += zlib.crc32(out).to_bytes(4, "little")
     c.stats = {
         "file_bytes": len(out),
@@ -343,6 +372,11 @@ def _chunks_of(c: Container) -> list[tuple[int, bytes]]:
         if not 0 <= c.rate_code <= QUALITY_CODES:
             raise ValueError(f"rate code {c.rate_code} is outside 0..{QUALITY_CODES}")
         out.append((Chunk.RATE, encode_varint(c.rate_code)))
+    n = c.streams_per_tile
+    if any(len(t.streams) != n for t in c.tiles) or not 1 <= n <= MAX_STREAMS:
+        raise ValueError(f"every tile must hold the same number of streams, 1..{MAX_STREAMS}")
+    if n != 2:
+        out.append((Chunk.STREAMS, encode_varint(n)))
     return out
 
 
@@ -385,6 +419,12 @@ def _read_chunks(
             if used != len(data):
                 raise FormatError("rate chunk has trailing bytes")
             c["rate_code"] = code
+        elif kind == Chunk.STREAMS and version >= 5:
+            count, used = decode_varint(data, 0, "streams per tile", MAX_STREAMS)
+            if used != len(data) or count in (0, 2):
+                raise FormatError("streams chunk must hold one count, 1 or 3.."
+                                  f"{MAX_STREAMS} (2 is the default and not written)")
+            c["_streams"] = count
         elif kind & _CRITICAL:
             raise FormatError(f"file needs chunk type {kind}, which this licodec does not "
                               "know; upgrade licodec")
@@ -497,9 +537,10 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
     elif width > MAX_TILE_SIDE or height > MAX_TILE_SIDE:
         raise FormatError(f"untiled image {width}x{height} exceeds the tile limit")
     n_tiles = math.ceil(width / tile_size[0]) * math.ceil(height / tile_size[1]) if tile_size else 1
-    # Every tile costs at least 4 table bytes and 2 stream bytes: a cheap bound
-    # on the tile count that comes before any per-tile allocation.
-    if n_tiles * 6 + 3 > end - pos:
+    # Every tile costs at least 3 table bytes and 1 stream byte (one stream per tile;
+    # 4 and 2 with the usual two): a cheap bound on the tile count that comes before
+    # any per-tile allocation.
+    if n_tiles * 4 + 3 > end - pos:
         raise FormatError(f"file is too short for its {n_tiles} tiles")
 
     meta: dict[str, object] = {}
@@ -532,18 +573,22 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
     header_end = pos
 
     rects = tile_rects(width, height, tile_size)
-    entries: list[tuple[int, int, int, int]] = []
+    n_streams = meta.pop("_streams", 2)
+    assert isinstance(n_streams, int)
+    names = ("z", "y") if n_streams == 2 else tuple(f"#{j}" for j in range(n_streams))
+    entries: list[tuple[int, int, list[int]]] = []
     for i, (_, _, tw_i, th_i) in enumerate(rects):
         bh, bw = latent_shape_bound(th_i, tw_i)
         zh, pos = decode_varint(body, pos, f"tile {i} latent height", bh)
         zw, pos = decode_varint(body, pos, f"tile {i} latent width", bw)
         if zh < 1 or zw < 1:
             raise FormatError(f"tile {i} latent shape {zh}x{zw} is empty")
-        zlen, pos = decode_varint(body, pos, f"tile {i} z stream length", end - pos)
-        ylen = -1
-        if i < len(rects) - 1:
-            ylen, pos = decode_varint(body, pos, f"tile {i} y stream length", end - pos)
-        entries.append((zh, zw, zlen, ylen))
+        lengths = []
+        for j in range(n_streams - (1 if i == len(rects) - 1 else 0)):
+            length, pos = decode_varint(body, pos, f"tile {i} {names[j]} stream length",
+                                        end - pos)
+            lengths.append(length)
+        entries.append((zh, zw, lengths))
     if pos + 4 > end:
         raise FormatError("file is truncated (in the decode checksum)")
     check_crc = int.from_bytes(body[pos : pos + 4], "little")
@@ -551,16 +596,16 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
     table_end = pos
 
     tiles: list[TileRecord] = []
-    for i, (zh, zw, zlen, ylen) in enumerate(entries):
-        if ylen < 0:  # the last y stream runs to the CRC
-            ylen = end - pos - zlen
-        if zlen < 1 or ylen < 1 or pos + zlen + ylen > end:
+    for i, (zh, zw, lengths) in enumerate(entries):
+        if len(lengths) < n_streams:  # the very last stream runs to the CRC
+            lengths.append(end - pos - sum(lengths))
+        if min(lengths) < 1 or pos + sum(lengths) > end:
             raise FormatError(f"tile {i} streams overrun the file (truncated or corrupt)")
-        z = bytes(body[pos : pos + zlen])
-        pos += zlen
-        y = bytes(body[pos : pos + ylen])
-        pos += ylen
-        tiles.append(TileRecord((zh, zw), z, y))
+        streams = []
+        for length in lengths:
+            streams.append(bytes(body[pos : pos + length]))
+            pos += length
+        tiles.append(TileRecord((zh, zw), *streams))
     if pos != end:
         raise FormatError(f"{end - pos} unexpected bytes after the last tile")
 

@@ -200,8 +200,9 @@ class ModelGeometry:
 
 
 def _streams_of(c: Container) -> list[tuple[str, bytes]]:
-    return [(f"tile {i} {name} stream", s) for i, t in enumerate(c.tiles)
-            for name, s in (("z", t.z_stream), ("y", t.y_stream))]
+    names = ("z", "y") if c.streams_per_tile == 2 else None
+    return [(f"tile {i} {names[j] if names else f'#{j}'} stream", s)
+            for i, t in enumerate(c.tiles) for j, s in enumerate(t.streams)]
 
 
 def check_header(c: Container) -> None:
@@ -292,8 +293,11 @@ def check_decode(
     z_cost = min_symbol_cost(geo.z_max_freq, c.coder)
     for i, t in enumerate(c.tiles):
         ny, nz = geo.symbols(t.z_shape)
-        for name, n, stream, cost in (("y", ny, t.y_stream, y_cost),
-                                      ("z", nz, t.z_stream, z_cost)):
+        if c.streams_per_tile == 2:
+            checks = [("y", ny, t.y_stream, y_cost), ("z", nz, t.z_stream, z_cost)]
+        else:  # which stream codes what is the model's business: bound them together
+            checks = [("(all streams)", ny + nz, b"".join(t.streams), min(y_cost, z_cost))]
+        for name, n, stream, cost in checks:
             most = max_symbols(len(stream), cost, c.coder)
             if n > most:
                 raise LimitError(
@@ -320,7 +324,7 @@ def memory_estimate(c: Container, geo: ModelGeometry) -> int:
         ny, _ = geo.symbols((zh, zw))
         # the streams (bytes and a copy as words; the rANS decoder's words as Python ints)
         per_byte = 3 if c.coder == "range" else 10
-        coder = per_byte * (len(t.y_stream) + len(t.z_stream))
+        coder = per_byte * sum(len(s) for s in t.streams)
         # one slice's symbols and indexes: int64 arrays and their by-table copies
         # (the rANS decoder holds them as lists of Python ints)
         coder += (48 if c.coder == "range" else 96) * ny // max(1, geo.num_slices)
