@@ -8,6 +8,12 @@ limit (GFLOP / the machine's measured fp32 matmul GFLOP/s).
     python benchmarks/bench_models.py [--models wacnn stf tcm-s tcm-l] [--size 512 768]
 
 Prints a table and writes benchmarks/results/models.json.
+
+``--against REF`` (a git revision) compares this tree with REF instead: for each
+model, ``--repeat`` rounds alternate a fresh process of each tree (the order
+flips every round) timing one portable compress and one decompress of the same
+image, so load and noise fall on both alike; prints the medians and their ratio
+(new / old) and writes benchmarks/results/models_against_<REF>.json.
 """
 
 from __future__ import annotations
@@ -134,14 +140,86 @@ def bench(name: str, size: tuple[int, int], repeat: int, gflops: float) -> dict[
     }
 
 
+#: One timing in a fresh process of either tree: create, update, compress, decompress.
+_TIMING = """
+import json, sys, time, torch
+torch.set_num_threads(int(sys.argv[2]))
+import licodec
+torch.manual_seed(0)
+m = licodec.create_model(sys.argv[1]).eval()
+m.update(force=True)
+kw = {"rate": 2} if getattr(m, "num_rates", 0) else {}
+g = torch.Generator().manual_seed(1)
+x = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 4 * int(sys.argv[3]), 4 * int(sys.argv[4]),
+                                              generator=g), 4)
+with torch.inference_mode():
+    t0 = time.perf_counter(); enc = m.compress(x, portable=True, **kw)
+    t1 = time.perf_counter(); m.decompress(enc["strings"], enc["shape"], enc["size"],
+                                           portable=True, latent_crc=enc["latent_crc"], **kw)
+    t2 = time.perf_counter()
+print(json.dumps({"compress_s": t1 - t0, "decompress_s": t2 - t1}))
+"""
+
+
+def against(ref: str, models: list[str], size: tuple[int, int], repeat: int, threads: int,
+            output: str | None) -> None:
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="licodec-ref-") as tmp:
+        old = Path(tmp) / "old"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old),
+                        ref], check=True)
+        try:
+            trees = {"new": ROOT / "src", "old": old / "src"}
+            rows = []
+            print(f"{'model':10} {'old enc':>8} {'new enc':>8} {'ratio':>6} "
+                  f"{'old dec':>8} {'new dec':>8} {'ratio':>6}")
+            for name in models:
+                times: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+                for r in range(repeat):
+                    for tree in (("old", "new") if r % 2 == 0 else ("new", "old")):
+                        env = {**os.environ, "PYTHONPATH": str(trees[tree])}
+                        proc = subprocess.run(
+                            [sys.executable, "-c", _TIMING, name, str(threads), *map(str, size)],
+                            capture_output=True, text=True, env=env, check=True)
+                        times[tree].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                med = {t: {k: statistics.median(v[k] for v in times[t])
+                           for k in ("compress_s", "decompress_s")} for t in times}
+                row = {"model": name, "old": med["old"], "new": med["new"], "runs": times,
+                       "compress_ratio": med["new"]["compress_s"] / med["old"]["compress_s"],
+                       "decompress_ratio": med["new"]["decompress_s"] / med["old"]["decompress_s"]}
+                rows.append(row)
+                print(f"{name:10} {med['old']['compress_s']:8.2f} {med['new']['compress_s']:8.2f} "
+                      f"{row['compress_ratio']:6.3f} {med['old']['decompress_s']:8.2f} "
+                      f"{med['new']['decompress_s']:8.2f} {row['decompress_ratio']:6.3f}",
+                      flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+                           check=False)
+    out = Path(output or ROOT / "benchmarks" / "results" / f"models_against_{ref}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"ref": ref, "size": list(size), "threads": threads,
+                               "repeat": repeat, "load_average": os.getloadavg(),
+                               "results": rows}, indent=2))
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["wacnn", "stf", "tcm-s", "tcm-l"])
     ap.add_argument("--size", nargs=2, type=int, default=(512, 768), metavar=("H", "W"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "models.json"))
+    ap.add_argument("-o", "--output", default=None)
+    ap.add_argument("--against", metavar="REF", help="compare with git revision REF instead")
     args = ap.parse_args()
+    if args.against:
+        against(args.against, args.models, tuple(args.size), args.repeat, args.threads,
+                args.output)
+        return
+    args.output = args.output or str(ROOT / "benchmarks" / "results" / "models.json")
     torch.set_num_threads(args.threads)
     gflops = matmul_gflops()
     print(f"fp32 matmul: {gflops:.0f} GFLOP/s, {args.threads} threads, input {args.size[0]}x{args.size[1]}")
