@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from licodec.codec.cli_support import LazyBar, for_each_file
+from licodec.cli.support import LazyBar, for_each_file
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ DEFAULT_CODECS = "jpeg,webp,jpeg2000,avif,jxl,hevc"
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import positive_int
+    from licodec.cli.support import positive_int
 
     parser = subparsers.add_parser(
         "baselines",

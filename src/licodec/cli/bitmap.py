@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import (
+    from licodec.cli.support import (
         add_device_option,
         add_threads_option,
         positive_float,
@@ -74,7 +74,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from licodec.codec.cli_support import apply_threads
+    from licodec.cli.support import apply_threads
     from licodec.codec.device import resolve_device
     from licodec.codec.image_io import read_rgb
     from licodec.errors import InputError

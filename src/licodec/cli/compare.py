@@ -9,7 +9,7 @@ DEFAULT_CODECS = "jpeg,webp,jpeg2000,avif,jxl,hevc"
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import (
+    from licodec.cli.support import (
         add_device_option,
         add_threads_option,
         crop_box,
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from licodec.codec.cli_support import apply_threads, check_device
+    from licodec.cli.support import apply_threads, check_device
     from licodec.codec.image_io import read_rgb
     from licodec.errors import InputError
     from licodec.eval.baselines import get_codec

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from licodec.codec.cli_support import add_device_option, add_threads_option
+from licodec.cli.support import add_device_option, add_threads_option
 from licodec.codec.limits import add_max_input_option
 from licodec.codec.quality import (
     EFFORT_MAX,
@@ -147,8 +147,7 @@ def _check_lic_name(path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from licodec.codec.api import Codec  # no torch: that comes with the model
-    from licodec.codec.cli_support import (
+    from licodec.cli.support import (
         LazyBar,
         apply_threads,
         for_each_file,
@@ -156,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         named,
         note,
     )
+    from licodec.codec.api import Codec  # no torch: that comes with the model
     from licodec.codec.files import (
         STDIO,
         check_output,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from licodec.codec.cli_support import (
+from licodec.cli.support import (
     add_device_option,
     add_max_pixels_option,
     add_threads_option,
@@ -47,8 +47,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from licodec.codec.api import Codec  # no torch: that comes with the model
-    from licodec.codec.cli_support import (
+    from licodec.cli.support import (
         LazyBar,
         apply_threads,
         check_device,
@@ -56,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         named,
         note,
     )
+    from licodec.codec.api import Codec  # no torch: that comes with the model
     from licodec.codec.container import MAX_PIXELS
     from licodec.codec.files import (
         STDIO,

@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import add_device_option, positive_int, quality_list
+    from licodec.cli.support import add_device_option, positive_int, quality_list
 
     parser = subparsers.add_parser(
         "eval",
@@ -90,7 +90,7 @@ def _fmt(v: Any, spec: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from licodec.codec.cli_support import check_device
+    from licodec.cli.support import check_device
     from licodec.eval.baselines import list_images
     from licodec.eval.evaluate import OperatingPoint, resolve_points, run_eval
 

@@ -11,7 +11,7 @@ from licodec.errors import OutputError
 
 
 def register(sub: Any) -> None:
-    from licodec.codec.cli_support import positive_float, quality
+    from licodec.cli.support import positive_float, quality
 
     p = sub.add_parser(
         "import-checkpoint",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from licodec.codec.cli_support import add_max_pixels_option
+from licodec.cli.support import add_max_pixels_option
 from licodec.codec.limits import add_max_input_option
 
 
@@ -75,7 +75,7 @@ _CODERS = {"range": "range-coded", "rans": "CompressAI rANS streams"}
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from licodec.codec.cli_support import named, report_error
+    from licodec.cli.support import named, report_error
     from licodec.codec.container import MAX_PIXELS
     from licodec.codec.fileinfo import file_info  # no torch, numpy or Pillow
     from licodec.codec.files import STDIO, read_bytes

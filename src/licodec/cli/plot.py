@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import number_pair
+    from licodec.cli.support import number_pair
 
     parser = subparsers.add_parser(
         "plot",

@@ -33,7 +33,7 @@ _FLAG_KEYS = {
 
 
 def register(subparsers: Any) -> None:
-    from licodec.codec.cli_support import int_range, non_negative_int, positive_float, positive_int
+    from licodec.cli.support import int_range, non_negative_int, positive_float, positive_int
 
     p = subparsers.add_parser(
         "train",
