@@ -106,8 +106,13 @@ def worker(args: argparse.Namespace) -> None:
     from licodec.codec.image_io import encode_image
 
     if args.effort:  # refinement needs the λ, which only a weights file records
-        codec = Codec(weights=args.weights, q=50, effort=args.effort,
-                      tile_size=args.tile_size, portable=args.portable)
+        codec = Codec(
+            weights=args.weights,
+            q=50,
+            effort=args.effort,
+            tile_size=args.tile_size,
+            portable=args.portable,
+        )
         codec.load()
     else:
         model = _load_model(args.model, args.weights)
@@ -189,8 +194,12 @@ def main() -> None:
     p.add_argument("--weights", help="weights file (one model); default: random weights")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tile-size", type=int, default=1024)
-    p.add_argument("--effort", type=int, default=0,
-                   help="encoder effort (refinement; needs --weights, quality 50)")
+    p.add_argument(
+        "--effort",
+        type=int,
+        default=0,
+        help="encoder effort (refinement; needs --weights, quality 50)",
+    )
     p.add_argument("--out", help="JSON path (default: benchmarks/results/codec_<time>.json)")
     p.add_argument("--keep", metavar="DIR", help="keep the images and .lic files in DIR")
     p.add_argument(

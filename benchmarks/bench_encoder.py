@@ -46,8 +46,11 @@ def _summary(rows: list[dict], efforts: list[int], qualities: list[float]) -> li
     def curve(effort: int) -> tuple[list[float], list[float], float]:
         bpp, psnr, secs = [], [], []
         for q in qualities:
-            sel = [r for r in rows if r["image"] in images and r["quality"] == q
-                   and r["effort"] == effort]
+            sel = [
+                r
+                for r in rows
+                if r["image"] in images and r["quality"] == q and r["effort"] == effort
+            ]
             bpp.append(statistics.fmean(r["bpp"] for r in sel))
             psnr.append(statistics.fmean(r["psnr"] for r in sel))
             secs.extend(r["seconds"] for r in sel)
@@ -57,18 +60,32 @@ def _summary(rows: list[dict], efforts: list[int], qualities: list[float]) -> li
     out = []
     for e in efforts:
         bpp, psnr, secs = curve(e)
-        bd = 0.0 if e == efforts[0] else bjontegaard(
-            base_bpp, base_psnr, bpp, psnr, method="pchip", warn=False).bd_rate
-        out.append({"effort": e, "images": len(images), "bpp": bpp, "psnr": psnr,
-                    "bd_rate_vs_effort0": bd, "median_seconds": secs})
+        bd = (
+            0.0
+            if e == efforts[0]
+            else bjontegaard(base_bpp, base_psnr, bpp, psnr, method="pchip", warn=False).bd_rate
+        )
+        out.append(
+            {
+                "effort": e,
+                "images": len(images),
+                "bpp": bpp,
+                "psnr": psnr,
+                "bd_rate_vs_effort0": bd,
+                "median_seconds": secs,
+            }
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kodak", default=str(REPO.parent / "shared/data/kodak"))
-    ap.add_argument("--weights", help="weights file, or comma-separated fixed-rate files, one "
-                    "per rate point (default: the shipped default model)")
+    ap.add_argument(
+        "--weights",
+        help="weights file, or comma-separated fixed-rate files, one "
+        "per rate point (default: the shipped default model)",
+    )
     ap.add_argument("--efforts", default="0,1,2,3,4")
     ap.add_argument("--qualities", default="20,50,80", help="0-100 qualities of the curve")
     ap.add_argument("--images", type=int, default=0, help="first N images only (0: all)")
@@ -93,21 +110,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no Kodak images at {kodak}", file=sys.stderr)
         return 2
     images = sorted(kodak.glob("*.png"))[: args.images or None]
-    out = Path(args.out or REPO / f"benchmarks/results/encoder_{time.strftime('%Y%m%d-%H%M%S')}.json")
+    out = Path(
+        args.out or REPO / f"benchmarks/results/encoder_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     if args.resume and out.exists():
         rows = json.loads(out.read_text())["rows"]
     have = {(r["image"], r["quality"], r["effort"]) for r in rows}
+
     def codec(q: float, e: int) -> Codec:
         if len(files) > 1:
             return Codec(weights=files[int(q)], effort=e)
         return Codec(weights=args.weights, q=q, effort=e)
 
     codecs = {(q, e): codec(q, e) for q in qualities for e in efforts}
-    meta = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
-            "torch": torch.__version__, "weights": args.weights or "shipped default",
-            "efforts": efforts, "qualities": qualities}
+    meta = {
+        "machine": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "weights": args.weights or "shipped default",
+        "efforts": efforts,
+        "qualities": qualities,
+    }
 
     def save() -> None:
         summary = _summary(rows, efforts, qualities)
@@ -121,17 +146,31 @@ def main(argv: list[str] | None = None) -> int:
                 if (path.name, q, e) in have:
                     continue
                 res = codecs[(q, e)].encode(path)
-                rows.append({"image": path.name, "quality": q, "effort": e, "bytes": len(res.data),
-                             "bpp": res.bpp, "psnr": res.psnr, "seconds": res.seconds})
-                print(f"{path.name} q{q:g} effort {e}: {res.bpp:.4f} bpp {res.psnr:.2f} dB "
-                      f"{res.seconds:.1f} s", flush=True)
+                rows.append(
+                    {
+                        "image": path.name,
+                        "quality": q,
+                        "effort": e,
+                        "bytes": len(res.data),
+                        "bpp": res.bpp,
+                        "psnr": res.psnr,
+                        "seconds": res.seconds,
+                    }
+                )
+                print(
+                    f"{path.name} q{q:g} effort {e}: {res.bpp:.4f} bpp {res.psnr:.2f} dB "
+                    f"{res.seconds:.1f} s",
+                    flush=True,
+                )
                 save()
     save()
     summary = _summary(rows, efforts, qualities)
     print(f"\n{'effort':>6} {'images':>6} {'BD-rate vs 0':>13} {'median s/image':>15}  bpp @ Q")
     for s in summary:
-        print(f"{s['effort']:>6} {s['images']:>6} {s['bd_rate_vs_effort0']:>12.2f}% "
-              f"{s['median_seconds']:>15.1f}  " + " ".join(f"{b:.3f}" for b in s["bpp"]))
+        print(
+            f"{s['effort']:>6} {s['images']:>6} {s['bd_rate_vs_effort0']:>12.2f}% "
+            f"{s['median_seconds']:>15.1f}  " + " ".join(f"{b:.3f}" for b in s["bpp"])
+        )
     print(f"wrote {out}")
     return 0
 

@@ -161,48 +161,84 @@ print(json.dumps({"compress_s": t1 - t0, "decompress_s": t2 - t1}))
 """
 
 
-def against(ref: str, models: list[str], size: tuple[int, int], repeat: int, threads: int,
-            output: str | None) -> None:
+def against(
+    ref: str,
+    models: list[str],
+    size: tuple[int, int],
+    repeat: int,
+    threads: int,
+    output: str | None,
+) -> None:
     import os
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="licodec-ref-") as tmp:
         old = Path(tmp) / "old"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old),
-                        ref], check=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old), ref], check=True
+        )
         try:
             trees = {"new": ROOT / "src", "old": old / "src"}
             rows = []
-            print(f"{'model':10} {'old enc':>8} {'new enc':>8} {'ratio':>6} "
-                  f"{'old dec':>8} {'new dec':>8} {'ratio':>6}")
+            print(
+                f"{'model':10} {'old enc':>8} {'new enc':>8} {'ratio':>6} "
+                f"{'old dec':>8} {'new dec':>8} {'ratio':>6}"
+            )
             for name in models:
                 times: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
                 for r in range(repeat):
-                    for tree in (("old", "new") if r % 2 == 0 else ("new", "old")):
+                    for tree in ("old", "new") if r % 2 == 0 else ("new", "old"):
                         env = {**os.environ, "PYTHONPATH": str(trees[tree])}
                         proc = subprocess.run(
                             [sys.executable, "-c", _TIMING, name, str(threads), *map(str, size)],
-                            capture_output=True, text=True, env=env, check=True)
+                            capture_output=True,
+                            text=True,
+                            env=env,
+                            check=True,
+                        )
                         times[tree].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-                med = {t: {k: statistics.median(v[k] for v in times[t])
-                           for k in ("compress_s", "decompress_s")} for t in times}
-                row = {"model": name, "old": med["old"], "new": med["new"], "runs": times,
-                       "compress_ratio": med["new"]["compress_s"] / med["old"]["compress_s"],
-                       "decompress_ratio": med["new"]["decompress_s"] / med["old"]["decompress_s"]}
+                med = {
+                    t: {
+                        k: statistics.median(v[k] for v in times[t])
+                        for k in ("compress_s", "decompress_s")
+                    }
+                    for t in times
+                }
+                row = {
+                    "model": name,
+                    "old": med["old"],
+                    "new": med["new"],
+                    "runs": times,
+                    "compress_ratio": med["new"]["compress_s"] / med["old"]["compress_s"],
+                    "decompress_ratio": med["new"]["decompress_s"] / med["old"]["decompress_s"],
+                }
                 rows.append(row)
-                print(f"{name:10} {med['old']['compress_s']:8.2f} {med['new']['compress_s']:8.2f} "
-                      f"{row['compress_ratio']:6.3f} {med['old']['decompress_s']:8.2f} "
-                      f"{med['new']['decompress_s']:8.2f} {row['decompress_ratio']:6.3f}",
-                      flush=True)
+                print(
+                    f"{name:10} {med['old']['compress_s']:8.2f} {med['new']['compress_s']:8.2f} "
+                    f"{row['compress_ratio']:6.3f} {med['old']['decompress_s']:8.2f} "
+                    f"{med['new']['decompress_s']:8.2f} {row['decompress_ratio']:6.3f}",
+                    flush=True,
+                )
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
-                           check=False)
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=False
+            )
     out = Path(output or ROOT / "benchmarks" / "results" / f"models_against_{ref}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"ref": ref, "size": list(size), "threads": threads,
-                               "repeat": repeat, "load_average": os.getloadavg(),
-                               "results": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "ref": ref,
+                "size": list(size),
+                "threads": threads,
+                "repeat": repeat,
+                "load_average": os.getloadavg(),
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 
@@ -216,13 +252,14 @@ def main() -> None:
     ap.add_argument("--against", metavar="REF", help="compare with git revision REF instead")
     args = ap.parse_args()
     if args.against:
-        against(args.against, args.models, tuple(args.size), args.repeat, args.threads,
-                args.output)
+        against(args.against, args.models, tuple(args.size), args.repeat, args.threads, args.output)
         return
     args.output = args.output or str(ROOT / "benchmarks" / "results" / "models.json")
     torch.set_num_threads(args.threads)
     gflops = matmul_gflops()
-    print(f"fp32 matmul: {gflops:.0f} GFLOP/s, {args.threads} threads, input {args.size[0]}x{args.size[1]}")
+    print(
+        f"fp32 matmul: {gflops:.0f} GFLOP/s, {args.threads} threads, input {args.size[0]}x{args.size[1]}"
+    )
     rows = []
     header = (
         f"{'model':8} {'params':>8} {'GFLOP':>7} {'fwd s':>7} {'enc s':>7} {'dec s':>7} "
@@ -243,7 +280,10 @@ def main() -> None:
     out.write_text(
         json.dumps(
             {
-                "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads},
+                "machine": {
+                    "cpu": platform.processor() or platform.machine(),
+                    "threads": args.threads,
+                },
                 "matmul_gflops": gflops,
                 "size": list(args.size),
                 "torch": torch.__version__,

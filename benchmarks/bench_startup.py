@@ -66,8 +66,7 @@ def _image(path: Path, width: int, height: int) -> None:
 SMALL = "@SMALL@"
 
 
-def _commands(tmp: Path, with_model: bool,
-              trees: dict[str, Path]) -> list[tuple[str, list[str]]]:
+def _commands(tmp: Path, with_model: bool, trees: dict[str, Path]) -> list[tuple[str, list[str]]]:
     """(label, argv) of each command; the files they need are made in ``tmp``."""
     lic = REPO / "tests" / "data" / "wacnn-lite-v4.lic"
     (tmp / "empty").mkdir(exist_ok=True)
@@ -87,20 +86,43 @@ def _commands(tmp: Path, with_model: bool,
         img = tmp / "img300x200.png"
         _image(img, 300, 200)
         for name, src in trees.items():
-            subprocess.run([sys.executable, "-m", "licodec", "compress", "-q", "-f", str(img),
-                            "-o", str(tmp / f"small-{name}.lic")], check=True, env=_env(src))
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "licodec",
+                    "compress",
+                    "-q",
+                    "-f",
+                    str(img),
+                    "-o",
+                    str(tmp / f"small-{name}.lic"),
+                ],
+                check=True,
+                env=_env(src),
+            )
         cmds += [
-            ("decompress 300x200 (model)",
-             ["decompress", "-q", "-f", SMALL, "-o", str(tmp / "out.png")]),
-            ("decompress 301x199 format 2 (model)",
-             ["decompress", "-q", "-f", str(lic), "-o", str(tmp / "out2.png")]),
-            ("compress 300x200 (model)",
-             ["compress", "-q", "-f", str(img), "-o", str(tmp / "out.lic")]),
+            (
+                "decompress 300x200 (model)",
+                ["decompress", "-q", "-f", SMALL, "-o", str(tmp / "out.png")],
+            ),
+            (
+                "decompress 301x199 format 2 (model)",
+                ["decompress", "-q", "-f", str(lic), "-o", str(tmp / "out2.png")],
+            ),
+            (
+                "compress 300x200 (model)",
+                ["compress", "-q", "-f", str(img), "-o", str(tmp / "out.lic")],
+            ),
         ]
         kodim23 = REPO.parent / "shared" / "data" / "kodak" / "kodim23.png"
         if kodim23.is_file():
-            cmds.append(("compress kodim23 (model)",
-                         ["compress", "-q", "-f", str(kodim23), "-o", str(tmp / "k23.lic")]))
+            cmds.append(
+                (
+                    "compress kodim23 (model)",
+                    ["compress", "-q", "-f", str(kodim23), "-o", str(tmp / "k23.lic")],
+                )
+            )
     return cmds
 
 
@@ -113,8 +135,14 @@ def _env(src: Path) -> dict[str, str]:
 def _once(src: Path, argv: list[str], cwd: Path) -> tuple[float, int, bool]:
     """Wall seconds, exit code and whether torch was imported, for one fresh process."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *argv], capture_output=True,
-                          text=True, env=_env(src), cwd=cwd, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, *argv],
+        capture_output=True,
+        text=True,
+        env=_env(src),
+        cwd=cwd,
+        check=False,
+    )
     seconds = time.perf_counter() - t0
     _, sep, report = proc.stderr.rpartition("\n@startup ")
     if not sep:
@@ -163,31 +191,42 @@ def main() -> None:
         row: dict[str, object] = {"command": label, "argv": argv}
         for name in trees:
             med = statistics.median(samples[label][name])
-            line += (f"  {med:9.3f}  {'yes' if info[label][name]['torch'] else 'no':>5}"
-                     f"  {info[label][name]['rc']:>3}")
+            line += (
+                f"  {med:9.3f}  {'yes' if info[label][name]['torch'] else 'no':>5}"
+                f"  {info[label][name]['rc']:>3}"
+            )
             row[name] = {"median_s": med, "runs_s": samples[label][name], **info[label][name]}
         if args.before:
-            ratio = (statistics.median(samples[label]["before"])
-                     / statistics.median(samples[label]["after"]))
+            ratio = statistics.median(samples[label]["before"]) / statistics.median(
+                samples[label]["after"]
+            )
             line += f"  {ratio:7.1f}x"
             row["speed_up"] = ratio
         print(line)
         rows.append(row)
 
-    out = (Path(args.out) if args.out else
-           REPO / "benchmarks" / "results" / f"startup_{time.strftime('%Y%m%d-%H%M%S')}.json")
+    out = (
+        Path(args.out)
+        if args.out
+        else REPO / "benchmarks" / "results" / f"startup_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "load_average_at_end": os.getloadavg(),
-        },
-        "runs": args.runs,
-        "trees": {name: str(src) for name, src in trees.items()},
-        "results": rows,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpu_count": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": sys.version.split()[0],
+                    "load_average_at_end": os.getloadavg(),
+                },
+                "runs": args.runs,
+                "trees": {name: str(src) for name, src in trees.items()},
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}")
 
 

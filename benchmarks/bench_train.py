@@ -44,8 +44,9 @@ def make_images(folder: Path, n: int, size: int) -> None:
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
 
 
-def raw_stepper(name: str, batch: int, crop: int, device: str, precision: str,
-                channels_last: bool = False) -> Callable[[], float]:
+def raw_stepper(
+    name: str, batch: int, crop: int, device: str, precision: str, channels_last: bool = False
+) -> Callable[[], float]:
     """One step of the trainer's computation without Lightning (same loss, optimizers,
     clipping) per call; returns its seconds."""
     import torch
@@ -77,8 +78,11 @@ def raw_stepper(name: str, batch: int, crop: int, device: str, precision: str,
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        with torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32,
-                            enabled=dtype is not None):
+        with torch.autocast(
+            device_type=device.split(":")[0],
+            dtype=dtype or torch.float32,
+            enabled=dtype is not None,
+        ):
             if rates:
                 loss = crit(model(x, rate), x, lam)["loss"]
             else:
@@ -106,9 +110,16 @@ def raw_stepper(name: str, batch: int, crop: int, device: str, precision: str,
     return step
 
 
-def time_interleaved(names: list[str], batch: int, crop: int, steps: int, warmup: int,
-                     device: str, precision: str, channels_last: bool = False
-                     ) -> dict[str, list[float]]:
+def time_interleaved(
+    names: list[str],
+    batch: int,
+    crop: int,
+    steps: int,
+    warmup: int,
+    device: str,
+    precision: str,
+    channels_last: bool = False,
+) -> dict[str, list[float]]:
     """Seconds of ``steps`` raw steps per model after ``warmup`` untimed ones, taken
     round-robin over the models, so that a machine whose speed drifts (other tenants,
     thermal limits) slows every model alike: ratios stay comparable."""
@@ -123,9 +134,18 @@ def time_interleaved(names: list[str], batch: int, crop: int, steps: int, warmup
     return times
 
 
-def time_trainer(name: str, batch: int, crop: int, steps: int, warmup: int, data: Path,
-                 accelerator: str, precision: str, threads: int | None,
-                 channels_last: bool = False) -> list[float]:
+def time_trainer(
+    name: str,
+    batch: int,
+    crop: int,
+    steps: int,
+    warmup: int,
+    data: Path,
+    accelerator: str,
+    precision: str,
+    threads: int | None,
+    channels_last: bool = False,
+) -> list[float]:
     import lightning as L
     import torch
 
@@ -141,11 +161,24 @@ def time_trainer(name: str, batch: int, crop: int, steps: int, warmup: int, data
             stamps.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = TrainConfig(model=name, data=str(data), out=out, crop=crop, batch_size=batch,
-                          steps=warmup + steps + 1, log_every=10**6, ckpt_every=10**6,
-                          val_every=10**6, progress="none", export=False,
-                          accelerator=accelerator, precision=precision, threads=threads,
-                          devices="1", channels_last=channels_last)
+        cfg = TrainConfig(
+            model=name,
+            data=str(data),
+            out=out,
+            crop=crop,
+            batch_size=batch,
+            steps=warmup + steps + 1,
+            log_every=10**6,
+            ckpt_every=10**6,
+            val_every=10**6,
+            progress="none",
+            export=False,
+            accelerator=accelerator,
+            precision=precision,
+            threads=threads,
+            devices="1",
+            channels_last=channels_last,
+        )
         run_training(cfg, extra_callbacks=[Clock()])
     d = np.diff(stamps)
     return list(d[warmup:])
@@ -159,13 +192,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=5, help="timed steps per model")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--mode", choices=("both", "trainer", "raw"), default="both")
-    ap.add_argument("--interleave", action="store_true",
-                    help="raw steps round-robin over the models (comparable on a noisy machine)")
+    ap.add_argument(
+        "--interleave",
+        action="store_true",
+        help="raw steps round-robin over the models (comparable on a noisy machine)",
+    )
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ap.add_argument("--precision", default=None, help="default: 32-true on CPU, bf16-mixed on GPU")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--channels-last", action="store_true",
-                    help="NHWC weights and activations (the trainer's channels_last)")
+    ap.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="NHWC weights and activations (the trainer's channels_last)",
+    )
     ap.add_argument("--data", help="training images (default: generated)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/...)")
     args = ap.parse_args(argv)
@@ -181,15 +220,25 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     models = args.models or (LITE + FULL if device == "cuda" else LITE)
     hw = torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or "cpu")
-    print(f"device: {device} ({hw}), torch threads {torch.get_num_threads()}, "
-          f"precision {precision}, {'NHWC' if args.channels_last else 'NCHW'}, batch {args.batch} × {args.crop}², load {os.getloadavg()[0]:.1f}",
-          flush=True)
+    print(
+        f"device: {device} ({hw}), torch threads {torch.get_num_threads()}, "
+        f"precision {precision}, {'NHWC' if args.channels_last else 'NCHW'}, batch {args.batch} × {args.crop}², load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
     rows = []
     interleaved: dict[str, list[float]] = {}
     if args.interleave and args.mode in ("both", "raw"):
-        interleaved = time_interleaved(models, args.batch, args.crop, args.steps, args.warmup,
-                                       device, precision, args.channels_last)
+        interleaved = time_interleaved(
+            models,
+            args.batch,
+            args.crop,
+            args.steps,
+            args.warmup,
+            device,
+            precision,
+            args.channels_last,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else Path(tmp) / "imgs"
         if not args.data:
@@ -201,15 +250,34 @@ def main(argv: list[str] | None = None) -> int:
             row: dict = {"model": name, "params_m": round(n_params / 1e6, 2)}
             try:
                 if args.mode in ("both", "raw"):
-                    t = interleaved.get(name) or time_interleaved(
-                        [name], args.batch, args.crop, args.steps, args.warmup, device,
-                        precision, args.channels_last)[name]
+                    t = (
+                        interleaved.get(name)
+                        or time_interleaved(
+                            [name],
+                            args.batch,
+                            args.crop,
+                            args.steps,
+                            args.warmup,
+                            device,
+                            precision,
+                            args.channels_last,
+                        )[name]
+                    )
                     row["raw_s_per_step"] = statistics.median(t)
                     row["raw_steps_s"] = [round(x, 4) for x in t]
                 if args.mode in ("both", "trainer"):
-                    t = time_trainer(name, args.batch, args.crop, args.steps, args.warmup, data,
-                                     "gpu" if device == "cuda" else "cpu", precision,
-                                     args.threads, args.channels_last)
+                    t = time_trainer(
+                        name,
+                        args.batch,
+                        args.crop,
+                        args.steps,
+                        args.warmup,
+                        data,
+                        "gpu" if device == "cuda" else "cpu",
+                        precision,
+                        args.threads,
+                        args.channels_last,
+                    )
                     row["trainer_s_per_step"] = statistics.median(t)
                     row["trainer_steps_s"] = [round(x, 4) for x in t]
             except torch.OutOfMemoryError:
@@ -222,22 +290,33 @@ def main(argv: list[str] | None = None) -> int:
             print(_fmt(row), flush=True)
 
     print()
-    print(f"{'model':12s} {'params':>8s} {'raw s/step':>11s} {'trainer s/step':>15s} "
-          f"{'images/s':>9s} {'steps/s':>8s}")
+    print(
+        f"{'model':12s} {'params':>8s} {'raw s/step':>11s} {'trainer s/step':>15s} "
+        f"{'images/s':>9s} {'steps/s':>8s}"
+    )
     for r in rows:
         print(_fmt(r))
     result = {
         "benchmark": "train",
-        "device": device, "hardware": hw, "precision": precision,
-        "threads": torch.get_num_threads(), "channels_last": args.channels_last,
-        "batch": args.batch, "crop": args.crop,
-        "timed_steps": args.steps, "interleaved": bool(interleaved),
+        "device": device,
+        "hardware": hw,
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        "channels_last": args.channels_last,
+        "batch": args.batch,
+        "crop": args.crop,
+        "timed_steps": args.steps,
+        "interleaved": bool(interleaved),
         "load_average": os.getloadavg()[0],
-        "torch": torch.__version__, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "torch": torch.__version__,
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "rows": rows,
     }
-    out = Path(args.out) if args.out else (
-        Path(__file__).resolve().parent / "results" / f"train_{device}.json")
+    out = (
+        Path(args.out)
+        if args.out
+        else (Path(__file__).resolve().parent / "results" / f"train_{device}.json")
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
@@ -249,9 +328,11 @@ def _fmt(r: dict) -> str:
         v = r.get(key)
         return f"{v:{width}{fmt}}" if isinstance(v, (int, float)) else f"{'-':>{width}s}"
 
-    line = (f"{r['model']:12s} {r['params_m']:7.2f}M {f('raw_s_per_step', 11, '.3f')} "
-            f"{f('trainer_s_per_step', 15, '.3f')} {f('images_per_s', 9, '.2f')} "
-            f"{f('steps_per_s', 8, '.3f')}")
+    line = (
+        f"{r['model']:12s} {r['params_m']:7.2f}M {f('raw_s_per_step', 11, '.3f')} "
+        f"{f('trainer_s_per_step', 15, '.3f')} {f('images_per_s', 9, '.2f')} "
+        f"{f('steps_per_s', 8, '.3f')}"
+    )
     return line + (f"  ({r['error']})" if "error" in r else "")
 
 

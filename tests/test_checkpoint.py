@@ -33,7 +33,9 @@ def trained_like() -> torch.nn.Module:
     torch.manual_seed(3)
     model = create_model("stf-tiny")
     with torch.no_grad():  # move the quantiles away from their init, like a trained model
-        model.entropy_bottleneck.quantiles.add_(torch.randn_like(model.entropy_bottleneck.quantiles))
+        model.entropy_bottleneck.quantiles.add_(
+            torch.randn_like(model.entropy_bottleneck.quantiles)
+        )
     model.eval().update(force=True)
     return model
 
@@ -101,7 +103,9 @@ def test_arbitrary_pickles_are_refused(tmp_path: Path) -> None:
 def test_weights_round_trip_keeps_config_and_bitstream(
     tmp_path: Path, trained_like: torch.nn.Module
 ) -> None:
-    path = save_weights(trained_like, tmp_path / "w.safetensors", {"lambda": 0.013, "metric": "mse"})
+    path = save_weights(
+        trained_like, tmp_path / "w.safetensors", {"lambda": 0.013, "metric": "mse"}
+    )
     config = read_config(path)
     assert config["arch"] == "stf-tiny" and config["lambda"] == 0.013
     assert config["kwargs"]["embed_dim"] == 8
@@ -115,8 +119,12 @@ def test_weights_round_trip_keeps_config_and_bitstream(
 
     with safe_open(str(path), framework="pt") as f:
         stored = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
-    for key in ("entropy_bottleneck._quantized_cdf", "gaussian_conditional._quantized_cdf",
-                "gaussian_conditional.scale_table", "gaussian_conditional._offset"):
+    for key in (
+        "entropy_bottleneck._quantized_cdf",
+        "gaussian_conditional._quantized_cdf",
+        "gaussian_conditional.scale_table",
+        "gaussian_conditional._offset",
+    ):
         assert torch.equal(stored[key], trained_like.state_dict()[key]), key
     odd = create_model("stf-tiny")
     odd.load_state_dict(trained_like.state_dict())
@@ -129,7 +137,9 @@ def test_weights_round_trip_keeps_config_and_bitstream(
     assert weights_digest(loaded) == weights_digest(trained_like)  # tables are not digested
 
 
-def test_weights_without_tables_get_them_built(tmp_path: Path, trained_like: torch.nn.Module) -> None:
+def test_weights_without_tables_get_them_built(
+    tmp_path: Path, trained_like: torch.nn.Module
+) -> None:
     """Files of licodec 0.1 (the shipped wacnn-lite versions) stored no tables."""
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -137,9 +147,12 @@ def test_weights_without_tables_get_them_built(tmp_path: Path, trained_like: tor
     path = save_weights(trained_like, tmp_path / "w.safetensors")
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        kept = {k: f.get_tensor(k) for k in f.keys()  # noqa: SIM118
-                if k.rsplit(".", 1)[-1] not in ("_quantized_cdf", "_offset", "_cdf_length",
-                                                 "scale_table")}
+        kept = {
+            k: f.get_tensor(k)
+            for k in f.keys()  # noqa: SIM118
+            if k.rsplit(".", 1)[-1]
+            not in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+        }
     save_file(kept, str(path), metadata=meta)
     model, _ = load_weights(path)
     for key, value in trained_like.state_dict().items():
@@ -147,8 +160,11 @@ def test_weights_without_tables_get_them_built(tmp_path: Path, trained_like: tor
     # some tables but not all: refused
     with safe_open(str(save_weights(trained_like, tmp_path / "v.safetensors")), "pt") as f:
         meta = f.metadata()
-        part = {k: f.get_tensor(k) for k in f.keys()  # noqa: SIM118
-                if not k.endswith("scale_table")}
+        part = {
+            k: f.get_tensor(k)
+            for k in f.keys()  # noqa: SIM118
+            if not k.endswith("scale_table")
+        }
     save_file(part, str(tmp_path / "v.safetensors"), metadata=meta)
     with pytest.raises(ModelError, match="incomplete coder tables"):
         load_weights(tmp_path / "v.safetensors")
@@ -178,20 +194,36 @@ def test_cli_import_checkpoint(tmp_path: Path, trained_like: torch.nn.Module, ca
     assert read_config(out)["lambda"] == 0.0483
     assert main(args) == 6  # refuses to overwrite
     assert "exists" in capsys.readouterr().err
-    assert main(["import-checkpoint", "--arch", "stf-tiny", str(tmp_path / "nope"), str(out), "-f"]) == 3
+    assert (
+        main(["import-checkpoint", "--arch", "stf-tiny", str(tmp_path / "nope"), str(out), "-f"])
+        == 3
+    )
 
 
 def test_cli_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "junk.pth.tar"
     bad.write_bytes(b"not a checkpoint")
     proc = subprocess.run(
-        [sys.executable, "-m", "licodec.cli.main", "import-checkpoint", "--arch", "stf", str(bad), str(tmp_path / "o")],
+        [
+            sys.executable,
+            "-m",
+            "licodec.cli.main",
+            "import-checkpoint",
+            "--arch",
+            "stf",
+            str(bad),
+            str(tmp_path / "o"),
+        ],
         capture_output=True,
         check=False,
         text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")},
     )
     assert proc.returncode == 3
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln and "warnings.warn" not in ln]
+    lines = [
+        ln
+        for ln in proc.stderr.splitlines()
+        if ln.strip() and "Warning" not in ln and "warnings.warn" not in ln
+    ]
     assert len(lines) == 1 and lines[0].startswith("licodec: error: cannot read")
     assert not (tmp_path / "o").exists()

@@ -19,8 +19,15 @@ ZOO_INDEX = REPO / "src/licodec/zoo/weights/index.json"
 def _python(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     env["PYTHONPATH"] = str(REPO / "src")
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+    )
 
 
 def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -75,9 +82,11 @@ def test_python_dash_m_licodec_is_the_command() -> None:
     proc = _python("-m", "licodec", "--version")
     assert proc.returncode == 0 and proc.stdout.startswith("licodec "), proc.stderr
     # --help stays instant: no torch
-    code = ("import sys; from licodec.cli.main import main\n"
-            "try:\n    main(['bd-rate', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from licodec.cli.main import main\n"
+        "try:\n    main(['bd-rate', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
     proc = _python("-c", code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("False"), proc.stdout
@@ -85,9 +94,11 @@ def test_python_dash_m_licodec_is_the_command() -> None:
 
 
 def test_import_is_quiet_and_the_api_is_listed() -> None:
-    code = ("import licodec\n"
-            "print(sorted(n for n in dir(licodec) if not n.startswith('_')))\n"
-            "licodec.create_model('wacnn-tiny')\n")
+    code = (
+        "import licodec\n"
+        "print(sorted(n for n in dir(licodec) if not n.startswith('_')))\n"
+        "licodec.create_model('wacnn-tiny')\n"
+    )
     proc = _python("-c", code)
     assert proc.returncode == 0, proc.stderr
     assert "torch.jit.script" not in proc.stderr and "FutureWarning" not in proc.stderr, proc.stderr

@@ -118,14 +118,31 @@ def test_cli_single_file_defaults_info_and_overwrite(
     assert d["file_bytes"] == lic.stat().st_size and d["overhead_bytes"] < 40
     assert d["portable"] is True
     fast = tmp_path / "fast.lic"
-    rc, _, err = _run(capsys, "compress", str(src), "-o", str(fast), "--no-portable", "--quiet",
-                      "--weights", _w(wdir))
+    rc, _, err = _run(
+        capsys,
+        "compress",
+        str(src),
+        "-o",
+        str(fast),
+        "--no-portable",
+        "--quiet",
+        "--weights",
+        _w(wdir),
+    )
     assert rc == 0, err
     rc, out, _ = _run(capsys, "info", str(fast))
     assert "not portable (float32 entropy parameters)" in out
     assert json.loads(_run(capsys, "info", "--json", str(fast))[1])["portable"] is False
-    rc, _, err = _run(capsys, "decompress", str(fast), "-o", str(tmp_path / "fast.png"),
-                      "--weights", _w(wdir), "--quiet")
+    rc, _, err = _run(
+        capsys,
+        "decompress",
+        str(fast),
+        "-o",
+        str(tmp_path / "fast.png"),
+        "--weights",
+        _w(wdir),
+        "--quiet",
+    )
     assert rc == 0, err
     rc, _, err = _run(capsys, "decompress", str(lic), "--weights", _w(wdir))
     assert rc == EXIT_OUTPUT and "pic.png exists" in err  # the input image is not clobbered

@@ -95,8 +95,12 @@ def test_varint_round_trip_and_canonical() -> None:
         {"colour": ColourMode.LA, "width": 2500, "height": 300, "tile_size": (1024, 300)},
         {"width": 6000, "height": 4000, "tile_size": (1024, 1024), "model_id": "tcm-l"},
         {"model_id": "a-model-id-longer-than-fifteen-bytes"},
-        {"exif": b"MM\x00*" + bytes(40), "xmp": b"<x:xmpmeta/>", "srgb": True,
-         "text": (("Title", "Łódź"), ("Comment", ""))},
+        {
+            "exif": b"MM\x00*" + bytes(40),
+            "xmp": b"<x:xmpmeta/>",
+            "srgb": True,
+            "text": (("Title", "Łódź"), ("Comment", "")),
+        },
         {"icc": b"icc" * 9, "text": (("k", "v"),)},
     ],
 )
@@ -362,8 +366,13 @@ def test_metadata_chunks_cost_and_checks() -> None:
     # magic, version, flags, quality byte, id, digest, width, height, chunk count, type
     at = 5 + len("stf-lite") + 8 + len(encode_varint(768)) + len(encode_varint(512)) + 1
     assert data[at] == Chunk.XMP
-    for kind, msg in ((0x7E, None), (0xFE, "needs chunk type 254"), (0x00, "out of order"),
-                      (Chunk.TEXT, "not valid UTF-8 JSON"), (Chunk.SRGB, "single byte 1")):
+    for kind, msg in (
+        (0x7E, None),
+        (0xFE, "needs chunk type 254"),
+        (0x00, "out of order"),
+        (Chunk.TEXT, "not valid UTF-8 JSON"),
+        (Chunk.SRGB, "single byte 1"),
+    ):
         bad = bytearray(data)
         bad[at] = kind
         if msg is None:  # an unknown ancillary chunk is skipped

@@ -30,8 +30,9 @@ def _camera_jpeg() -> bytes:
     exif[0x0112] = 6  # Orientation: rotate 90 CW to display
     exif[0x8825] = {1: "N", 2: (48.0, 51.0, 30.0)}  # GPS IFD
     buf = io.BytesIO()
-    Image.fromarray(photo(20, 32, seed=4)).save(buf, "JPEG", quality=95, exif=exif.tobytes(),
-                                                xmp=XMP)
+    Image.fromarray(photo(20, 32, seed=4)).save(
+        buf, "JPEG", quality=95, exif=exif.tobytes(), xmp=XMP
+    )
     return buf.getvalue()
 
 
@@ -76,8 +77,13 @@ def test_png_text_chunks_round_trip_and_strip_options() -> None:
     only_icc = parse(codec.compress(src, keep_metadata="icc"))
     assert only_icc.icc_profile == icc and not only_icc.text and only_icc.exif is None
     none = parse(codec.compress(_camera_jpeg(), keep_metadata="none"))
-    assert (none.icc_profile, none.exif, none.xmp, none.text, none.srgb) == (None, None, None,
-                                                                             (), False)
+    assert (none.icc_profile, none.exif, none.xmp, none.text, none.srgb) == (
+        None,
+        None,
+        None,
+        (),
+        False,
+    )
     with pytest.raises(ValueError, match="keep_metadata"):
         codec.compress(src, keep_metadata="some")
 
@@ -106,12 +112,36 @@ def test_cli_strip_and_formats_that_drop_metadata(
     (tmp_path / "cam.jpg").write_bytes(_camera_jpeg())
     for flag, expect in (([], True), (["--strip"], False), (["--keep-metadata", "icc"], False)):
         out = tmp_path / f"cam{len(flag)}.lic"
-        assert main(["compress", str(tmp_path / "cam.jpg"), "-o", str(out), "--weights", str(w),
-                     "--quiet", *flag]) == 0
+        assert (
+            main(
+                [
+                    "compress",
+                    str(tmp_path / "cam.jpg"),
+                    "-o",
+                    str(out),
+                    "--weights",
+                    str(w),
+                    "--quiet",
+                    *flag,
+                ]
+            )
+            == 0
+        )
         assert (parse(out.read_bytes()).exif is not None) == expect, flag
     capsys.readouterr()
-    assert main(["decompress", str(tmp_path / "cam0.lic"), "-o", str(tmp_path / "c.bmp"),
-                 "--weights", str(w)]) == 0
+    assert (
+        main(
+            [
+                "decompress",
+                str(tmp_path / "cam0.lic"),
+                "-o",
+                str(tmp_path / "c.bmp"),
+                "--weights",
+                str(w),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "BMP cannot hold the image's EXIF and XMP; dropped" in err
     assert main(["info", str(tmp_path / "cam0.lic")]) == 0

@@ -25,7 +25,16 @@ OTHER_ISA = {
 
 def _decode_elsewhere(lic: Path, out: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **OTHER_ISA}
-    cmd = [sys.executable, "-m", "licodec.cli.main", "decompress", str(lic), "-o", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "licodec.cli.main",
+        "decompress",
+        str(lic),
+        "-o",
+        str(out),
+        "--quiet",
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -76,8 +85,14 @@ def test_coder_tables_do_not_depend_on_the_cpu_kernels() -> None:
     to decode elsewhere); they are built in float64 now.
     """
     runs = [
-        subprocess.run([sys.executable, "-c", _TABLES], env={**os.environ, **env},
-                       capture_output=True, text=True, timeout=300, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", _TABLES],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
         for env in ({"OMP_NUM_THREADS": "1"}, OTHER_ISA)
     ]
     assert len(runs[0].split()) == 6 and runs[0] == runs[1]

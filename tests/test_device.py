@@ -65,9 +65,17 @@ def _one_line(exc: BaseException) -> str:
 
 @pytest.mark.parametrize(
     ("spec", "name"),
-    [("cpu", "cpu"), (" CPU ", "cpu"), ("cuda", "cuda"), ("cuda:0", "cuda:0"),
-     ("CUDA:01", "cuda:1"), ("mps", "mps"), ("auto", "auto"), (torch.device("cpu"), "cpu"),
-     (torch.device("cuda", 2), "cuda:2")],
+    [
+        ("cpu", "cpu"),
+        (" CPU ", "cpu"),
+        ("cuda", "cuda"),
+        ("cuda:0", "cuda:0"),
+        ("CUDA:01", "cuda:1"),
+        ("mps", "mps"),
+        ("auto", "auto"),
+        (torch.device("cpu"), "cpu"),
+        (torch.device("cuda", 2), "cuda:2"),
+    ],
 )
 def test_device_names_are_canonical(spec: Any, name: str) -> None:
     assert parse_device(spec) == name
@@ -110,8 +118,7 @@ def test_cuda_index_is_checked_against_the_count(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ModelError) as info:
         resolve_device("cuda:5")
     assert _one_line(info.value) == (
-        "device cuda:5 cannot be used: this machine has 1 CUDA device (cuda:0); "
-        "use --device cpu"
+        "device cuda:5 cannot be used: this machine has 1 CUDA device (cuda:0); use --device cpu"
     )
 
 
@@ -148,8 +155,15 @@ def test_load_model_on_the_cpu(wdir: Path) -> None:
 def _missing_devices() -> list[Any]:
     specs: list[Any] = [pytest.param("tpu", id="tpu")]
     specs.append(pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(HAS_CUDA, reason="CUDA")))
-    specs.append(pytest.param("cuda:5", id="cuda:5", marks=pytest.mark.skipif(
-        HAS_CUDA and torch.cuda.device_count() > 5, reason="6 CUDA devices")))
+    specs.append(
+        pytest.param(
+            "cuda:5",
+            id="cuda:5",
+            marks=pytest.mark.skipif(
+                HAS_CUDA and torch.cuda.device_count() > 5, reason="6 CUDA devices"
+            ),
+        )
+    )
     specs.append(pytest.param("mps", id="mps", marks=pytest.mark.skipif(HAS_MPS, reason="MPS")))
     return specs
 
@@ -214,7 +228,9 @@ def test_cli_without_cuda_exits_5_in_one_line(
     image = tmp_path / "im.png"
     Image.fromarray(photo(40, 48, seed=1)).save(image)
     lic = tmp_path / "im.lic"
-    assert main(["compress", str(image), "-o", str(lic), "--weights", _weights(wdir), "--quiet"]) == 0
+    assert (
+        main(["compress", str(image), "-o", str(lic), "--weights", _weights(wdir), "--quiet"]) == 0
+    )
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(photo(32, 32)).save(images / "a.png")
@@ -256,15 +272,29 @@ def test_cli_auto_runs_on_the_cpu(
     images.mkdir()
     Image.fromarray(rgb).save(images / "a.png")
     out = tmp_path / "r.json"
-    assert main(["eval", str(images), "-o", str(out), *w, "--device", "auto",
-                 "--no-progress"]) == 0
+    assert main(["eval", str(images), "-o", str(out), *w, "--device", "auto", "--no-progress"]) == 0
     data = json.loads(out.read_text())
     assert data["meta"]["device"] == "cpu"
     assert data["per_image"]["a.png"]["bytes"] == [len(expected.data)]
-    assert main(["bitmap", str(image), "-o", str(tmp_path / "map.png"), *w,
-                 "--device", "auto"]) == 0
-    assert main(["compare", str(image), "-o", str(tmp_path / "cmp.png"), "--codecs", "none",
-                 *w, "--device", "auto"]) == 0
+    assert (
+        main(["bitmap", str(image), "-o", str(tmp_path / "map.png"), *w, "--device", "auto"]) == 0
+    )
+    assert (
+        main(
+            [
+                "compare",
+                str(image),
+                "-o",
+                str(tmp_path / "cmp.png"),
+                "--codecs",
+                "none",
+                *w,
+                "--device",
+                "auto",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
 
 
@@ -336,7 +366,6 @@ def test_mps_codes_non_portable_files(wdir: Path) -> None:
     codec = Codec(weights=_weights(wdir), device="mps", portable=False)
     result = codec.encode(rgb, keep_reconstruction=True)
     assert result.reconstruction is not None
-    assert np.array_equal(np.asarray(codec.decode(result.data)),
-                          np.asarray(result.reconstruction))
+    assert np.array_equal(np.asarray(codec.decode(result.data)), np.asarray(result.reconstruction))
     with pytest.raises(ModelError, match="float64"):
         Codec(weights=_weights(wdir), device="mps").compress(rgb)

@@ -268,7 +268,9 @@ def _main(argv: list[str]) -> int:
     return main(argv)
 
 
-def test_unreachable_targets_fail_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_targets_fail_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "a.png"
     _pil(48, 64).save(src)
     out = tmp_path / "a.lic"
@@ -285,8 +287,16 @@ def test_unreachable_targets_fail_cleanly(tmp_path: Path, capsys: pytest.Capture
 
 @pytest.mark.parametrize(
     "args",
-    [["-q", "-3"], ["-q", "nan"], ["-q", "101"], ["--size", "0"], ["--bpp", "-1"],
-     ["--effort", "99"], ["--size", "2k", "-q", "50"], ["--bpp", "1", "--size", "2k"]],
+    [
+        ["-q", "-3"],
+        ["-q", "nan"],
+        ["-q", "101"],
+        ["--size", "0"],
+        ["--bpp", "-1"],
+        ["--effort", "99"],
+        ["--size", "2k", "-q", "50"],
+        ["--bpp", "1", "--size", "2k"],
+    ],
 )
 def test_bad_knobs_are_usage_errors(
     args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -300,7 +310,9 @@ def test_bad_knobs_are_usage_errors(
     assert not (tmp_path / "a.lic").exists()
 
 
-def test_fixed_rate_weights_have_no_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fixed_rate_weights_have_no_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from licodec.models import create_model
     from licodec.zoo.weights import save_weights
 

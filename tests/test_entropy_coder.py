@@ -29,14 +29,16 @@ def _tables(seed: int, n_tables: int = 12, width: int = 40) -> CoderTables:
     return CoderTables.from_arrays(cdf.numpy(), lengths + 2, rng.integers(-12, 1, n_tables))
 
 
-def _message(tables: CoderTables, n: int, seed: int, escapes: bool = True) -> tuple[np.ndarray, ...]:
+def _message(
+    tables: CoderTables, n: int, seed: int, escapes: bool = True
+) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, tables.cdf.shape[0], n)
     top = tables.max_values[idx]
     sym = tables.offsets[idx] + rng.integers(0, top)
     if escapes:
-        sym[:: 97] -= rng.integers(1, 40, len(sym[:: 97]))  # below the table
-        sym[5:: 89] += top[5:: 89] + rng.integers(0, 3000, len(sym[5:: 89]))  # above
+        sym[::97] -= rng.integers(1, 40, len(sym[::97]))  # below the table
+        sym[5::89] += top[5::89] + rng.integers(0, 3000, len(sym[5::89]))  # above
         sym[7] = tables.offsets[idx[7]] + (1 << 31) - 1 + int(top[7]) // 2  # 32-bit escape
         sym[9] = tables.offsets[idx[9]] - (1 << 30)
     return sym, idx
@@ -66,8 +68,10 @@ def test_range_rate_is_the_tables_information() -> None:
     enc.encode(sym, idx, tables)
     bits = 8 * len(enc.finish())
     rows = tables.rows()
-    info = sum(-math.log2((rows[t][v + 1] - rows[t][v]) / 65536)
-               for v, t in zip((sym - tables.offsets[idx]).tolist(), idx.tolist()))
+    info = sum(
+        -math.log2((rows[t][v + 1] - rows[t][v]) / 65536)
+        for v, t in zip((sym - tables.offsets[idx]).tolist(), idx.tolist())
+    )
     assert info - 64 <= bits <= info * 1.001 + 64
 
 
@@ -138,8 +142,9 @@ def test_rans_decoder_and_test_encoder_equal_compressai() -> None:
     sym = np.clip(sym, -(1 << 20), 1 << 20)
     cdf, lengths = tables.cdf.tolist(), tables.lengths.tolist()
     offsets = tables.offsets.tolist()
-    theirs = ans.RansEncoder().encode_with_indexes(sym.tolist(), idx.tolist(), cdf, lengths,
-                                                   offsets)
+    theirs = ans.RansEncoder().encode_with_indexes(
+        sym.tolist(), idx.tolist(), cdf, lengths, offsets
+    )
     enc = RansEncoder()
     enc.encode(sym, idx, tables)
     assert enc.finish() == theirs

@@ -104,8 +104,12 @@ def test_tables_resize_on_strict_load_and_old_names_load() -> None:
     fresh = EntropyBottleneck(6)
     fresh.load_state_dict(theirs.state_dict(), strict=True)  # empty buffers take the stored sizes
     _assert_tables_equal(fresh, theirs)
-    old = {k.replace("matrices.", "_matrix").replace("biases.", "_bias").replace("factors.", "_factor"): v
-           for k, v in theirs.state_dict().items()}
+    old = {
+        k.replace("matrices.", "_matrix")
+        .replace("biases.", "_bias")
+        .replace("factors.", "_factor"): v
+        for k, v in theirs.state_dict().items()
+    }
     assert "_matrix0" in old
     again = EntropyBottleneck(6)
     again.load_state_dict(old, strict=True)
@@ -244,7 +248,9 @@ def test_gaussian_tables_bit_equal_compressai(table: str) -> None:
     if table == "default":
         scales = get_scale_table()
     elif table == "random":
-        scales = torch.sort(torch.rand(20, generator=torch.Generator().manual_seed(5)) * 40 + 0.05)[0]
+        scales = torch.sort(torch.rand(20, generator=torch.Generator().manual_seed(5)) * 40 + 0.05)[
+            0
+        ]
     else:
         scales = torch.tensor([0.11, 0.5, 2.0])
     ours, theirs = GaussianConditional(None), CaiGC(None)

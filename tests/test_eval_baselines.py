@@ -148,7 +148,11 @@ def test_baselines_cli_end_to_end_and_resume(
             "unknown codec 'bpg'",
         ),
         # bad numbers (--qualities jpeg:a,b, --workers 0) are usage errors: test_cli_usage.py
-        (["baselines", "{tmp}/bad", "--codecs", "jpeg", "-o", "{tmp}/o"], 3, "not an image that Pillow can read"),
+        (
+            ["baselines", "{tmp}/bad", "--codecs", "jpeg", "-o", "{tmp}/o"],
+            3,
+            "not an image that Pillow can read",
+        ),
     ],
 )
 def test_baselines_cli_one_line_errors(

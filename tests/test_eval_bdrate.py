@@ -100,8 +100,12 @@ def test_cli_bd_rate_prints_the_shared_ranges_and_warns_on_other_images(
     # both cover are 26.14-33 dB and 0.048-0.6 bpp, neither of them all of A's.
     curve = {
         "name": "four images",
-        "meta": {"tool": "licodec eval", "dataset": "kodak", "num_images": 4,
-                 "images": ["kodim01.png", "kodim02.png", "kodim03.png", "kodim04.png"]},
+        "meta": {
+            "tool": "licodec eval",
+            "dataset": "kodak",
+            "num_images": 4,
+            "images": ["kodim01.png", "kodim02.png", "kodim03.png", "kodim04.png"],
+        },
         "results": {"bpp": [0.03, 0.1, 0.3, 0.6], "psnr-rgb": [25.0, 28.0, 31.0, 33.0]},
     }
     path = tmp_path / "four.json"

@@ -173,7 +173,11 @@ def test_bitmap_bad_inputs(
     png = str(tmp_path / "m.png")
     cases = [
         ([str(image), "--model", "nope", "-o", png], 5, "unknown model"),
-        ([str(tmp_path / "no.png"), "--weights", str(weights), "-o", png], 3, "no.png: no such file"),
+        (
+            [str(tmp_path / "no.png"), "--weights", str(weights), "-o", png],
+            3,
+            "no.png: no such file",
+        ),
         ([str(image), "--weights", str(weights), "-o", str(tmp_path / "m.jpg")], 3, ".png"),
         ([str(image), "--weights", str(weights), "--save-map", "m.txt", "-o", png], 3, ".npy"),
         ([str(image), "--weights", str(tmp_path / "w.st"), "-o", png], 5, "not found"),

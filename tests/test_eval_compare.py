@@ -142,8 +142,16 @@ def test_compare_without_model_uses_the_shipped_default(
     from licodec.zoo.pretrained import default_entry
 
     numbers = tmp_path / "n.json"
-    rc, _, err = _run(capsys, str(setup["image"]), "--codecs", "jpeg", "-o",
-                      str(tmp_path / "f.png"), "--json", str(numbers))
+    rc, _, err = _run(
+        capsys,
+        str(setup["image"]),
+        "--codecs",
+        "jpeg",
+        "-o",
+        str(tmp_path / "f.png"),
+        "--json",
+        str(numbers),
+    )
     assert rc == 0, err
     panels = json.loads(numbers.read_text())["panels"]
     entry = default_entry()

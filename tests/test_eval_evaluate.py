@@ -252,11 +252,14 @@ def test_eval_adds_operating_points_to_an_existing_file(
     assert third["results"]["quality"] == [4, 5, 6] and "pending" not in third
     assert third["meta"]["num_images"] == 2 and third["meta"]["complete"] is True
     for name in names:
-        assert third["per_image"][name]["encoding_time"][:2] == (
-            second["per_image"][name]["encoding_time"]
+        assert (
+            third["per_image"][name]["encoding_time"][:2]
+            == (second["per_image"][name]["encoding_time"])
         )
-    assert (third["per_image"][names[0]]["encoding_time"][2]
-            == partial["per_image"][names[0]]["encoding_time"][2])
+    assert (
+        third["per_image"][names[0]]["encoding_time"][2]
+        == partial["per_image"][names[0]]["encoding_time"][2]
+    )
     # Other weights still cannot continue it.
     rc, _, err = _run(capsys, str(imgs), "--weights", str(weights[0]), "-o", str(out))
     assert rc == 6 and "other weights" in _error_line(err)

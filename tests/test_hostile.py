@@ -77,11 +77,27 @@ def _stream(n: int, fill: int = 0) -> bytes:
     return (1 << 31).to_bytes(8, "little")[:n] + bytes([fill]) * (n - 8)
 
 
-def _container(model_id: str, digest: bytes, width: int, height: int,
-               tile_size: tuple[int, int] | None, tiles: list[TileRecord], **kw: Any) -> Container:
-    return Container(model_id=model_id, weights_digest=digest, width=width, height=height,
-                     colour=kw.pop("colour", ColourMode.RGB), tiles=tiles, check_crc=0,
-                     tile_size=tile_size, portable=True, **kw)
+def _container(
+    model_id: str,
+    digest: bytes,
+    width: int,
+    height: int,
+    tile_size: tuple[int, int] | None,
+    tiles: list[TileRecord],
+    **kw: Any,
+) -> Container:
+    return Container(
+        model_id=model_id,
+        weights_digest=digest,
+        width=width,
+        height=height,
+        colour=kw.pop("colour", ColourMode.RGB),
+        tiles=tiles,
+        check_crc=0,
+        tile_size=tile_size,
+        portable=True,
+        **kw,
+    )
 
 
 # -- the three reported cases, in a fresh process -----------------------------------------
@@ -143,7 +159,10 @@ print(json.dumps(results))
 def _run_cases(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     proc = subprocess.run(
         [sys.executable, "-c", _CASES_SCRIPT, json.dumps(cases)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -167,29 +186,60 @@ def _hostile_files(d: Path) -> dict[str, tuple[Path, str]]:
     # Decompression bomb: one 4096 x 4096 tile with the largest z shape the format
     # allows, a 64-byte y stream and a 16-byte z stream (about 100 bytes).
     bz = latent_shape_bound(big, big)
-    files["bomb: largest z shape"] = (serialise(_container(
-        arch, digest, big, big, None, [TileRecord(bz, _stream(16), _stream(64))])),
-        "latent shape 272x272 does not fit its 4096x4096 pixels")
+    files["bomb: largest z shape"] = (
+        serialise(
+            _container(arch, digest, big, big, None, [TileRecord(bz, _stream(16), _stream(64))])
+        ),
+        "latent shape 272x272 does not fit its 4096x4096 pixels",
+    )
     # ... with the model's own z shape: 8.4 M y symbols cannot fit in 64 bytes
-    files["bomb: exact z shape"] = (serialise(_container(
-        arch, digest, big, big, None, [TileRecord((64, 64), _stream(16), _stream(64))])),
-        "64-byte y stream cannot code 8388608 symbols")
+    files["bomb: exact z shape"] = (
+        serialise(
+            _container(
+                arch, digest, big, big, None, [TileRecord((64, 64), _stream(16), _stream(64))]
+            )
+        ),
+        "64-byte y stream cannot code 8388608 symbols",
+    )
     # ... with streams long enough for that bound: the memory estimate refuses it
-    files["bomb: memory"] = (serialise(_container(
-        arch, digest, big, big, None, [TileRecord((64, 64), _stream(1 << 16), _stream(80))])),
-        "decoding needs about .* more than the limit of 1 GiB")
+    files["bomb: memory"] = (
+        serialise(
+            _container(
+                arch, digest, big, big, None, [TileRecord((64, 64), _stream(1 << 16), _stream(80))]
+            )
+        ),
+        "decoding needs about .* more than the limit of 1 GiB",
+    )
     # Work amplification: 8 x 8 (and 32 x 32) pixels as tiles of 1 x 1
     for side in (8, 32):
         n = side * side
-        files[f"amplification: {side}x{side} as 1x1 tiles"] = (serialise(_container(
-            arch, digest, side, side, (1, 1),
-            [TileRecord((1, 1), _stream(16), _stream(40)) for _ in range(n)])),
-            f"{n} tiles for {side}x{side} pixels: the encoder writes at most 1")
+        files[f"amplification: {side}x{side} as 1x1 tiles"] = (
+            serialise(
+                _container(
+                    arch,
+                    digest,
+                    side,
+                    side,
+                    (1, 1),
+                    [TileRecord((1, 1), _stream(16), _stream(40)) for _ in range(n)],
+                )
+            ),
+            f"{n} tiles for {side}x{side} pixels: the encoder writes at most 1",
+        )
     # Tile steps that are no multiple of the pad multiple (two tiles of 65 -> 128 padded)
-    files["amplification: 65-pixel tile steps"] = (serialise(_container(
-        arch, digest, 130, 8, (65, 8),
-        [TileRecord((2, 1), _stream(16), _stream(44)) for _ in range(2)])),
-        "tile width 65 is not a multiple of wacnn-lite's pad multiple 64")
+    files["amplification: 65-pixel tile steps"] = (
+        serialise(
+            _container(
+                arch,
+                digest,
+                130,
+                8,
+                (65, 8),
+                [TileRecord((2, 1), _stream(16), _stream(44)) for _ in range(2)],
+            )
+        ),
+        "tile width 65 is not a multiple of wacnn-lite's pad multiple 64",
+    )
     out = {}
     for name, (data, msg) in files.items():
         p = d / (name.replace(" ", "_").replace(":", "").replace("/", "") + ".lic")
@@ -222,20 +272,38 @@ def test_the_three_reported_attacks_are_refused_quickly_in_little_memory(
         expect[name] = (4, msg, out)
     reads = {
         "read: info /dev/zero": (["info", "/dev/zero"], None, "is a character device"),
-        "read: compress /dev/zero": (["compress", "/dev/zero", "-o", str(tmp_path / "z.lic")],
-                                     None, "is a character device"),
-        "read: decompress /dev/zero": (["decompress", "/dev/zero", "-o",
-                                        str(tmp_path / "z.png")], None, "is a character device"),
+        "read: compress /dev/zero": (
+            ["compress", "/dev/zero", "-o", str(tmp_path / "z.lic")],
+            None,
+            "is a character device",
+        ),
+        "read: decompress /dev/zero": (
+            ["decompress", "/dev/zero", "-o", str(tmp_path / "z.png")],
+            None,
+            "is a character device",
+        ),
         "read: info FIFO": (["info", str(fifo)], None, "is a FIFO"),
-        "read: compress FIFO": (["compress", str(fifo), "-o", str(tmp_path / "f.lic")], None,
-                                "is a FIFO"),
+        "read: compress FIFO": (
+            ["compress", str(fifo), "-o", str(tmp_path / "f.lic")],
+            None,
+            "is a FIFO",
+        ),
         "read: info - < /dev/zero": (["info", "-"], "zero", "larger than the limit of 256 MiB"),
-        "read: compress - < /dev/zero": (["compress", "-", "-o", str(tmp_path / "s.lic"),
-                                          "--threads", "1"], "zero", "larger than the limit"),
-        "read: decompress - < endless pipe": (["decompress", "-", "-o", str(tmp_path / "p.png")],
-                                              "pipe", "larger than the limit of 256 MiB"),
-        "read: info - < endless pipe, --max-input 1M": (["info", "-", "--max-input", "1M"],
-                                                        "pipe", "limit of 1 MiB"),
+        "read: compress - < /dev/zero": (
+            ["compress", "-", "-o", str(tmp_path / "s.lic"), "--threads", "1"],
+            "zero",
+            "larger than the limit",
+        ),
+        "read: decompress - < endless pipe": (
+            ["decompress", "-", "-o", str(tmp_path / "p.png")],
+            "pipe",
+            "larger than the limit of 256 MiB",
+        ),
+        "read: info - < endless pipe, --max-input 1M": (
+            ["info", "-", "--max-input", "1M"],
+            "pipe",
+            "limit of 1 MiB",
+        ),
         "read: info DIR": (["info", str(tmp_path)], None, "is a directory"),
     }
     for name, (argv, stdin, msg) in reads.items():
@@ -245,8 +313,10 @@ def test_the_three_reported_attacks_are_refused_quickly_in_little_memory(
     results = _run_cases(cases)
     print()
     for r in results:
-        print(f"  {r['name']:48} exit {r['rc']}  {r['seconds']:6.3f} s  "
-              f"peak RSS {r['maxrss'] / 2**20:6.0f} MiB  {r['stderr'].strip()[:90]}")
+        print(
+            f"  {r['name']:48} exit {r['rc']}  {r['seconds']:6.3f} s  "
+            f"peak RSS {r['maxrss'] / 2**20:6.0f} MiB  {r['stderr'].strip()[:90]}"
+        )
     for r in results:
         code, msg, out = expect[r["name"]]
         lines = r["stderr"].strip().splitlines()
@@ -275,9 +345,23 @@ def test_a_stream_that_would_make_the_rans_decoder_read_past_its_end_fails_clean
     c.width = c.height = 1024
     (tmp_path / "ff.lic").write_bytes(serialise(c))
     proc = subprocess.run(
-        [sys.executable, "-m", "licodec", "decompress", str(tmp_path / "ff.lic"), "-o",
-         str(tmp_path / "ff.png"), "--weights", str(w), "--threads", "1"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "licodec",
+            "decompress",
+            str(tmp_path / "ff.lic"),
+            "-o",
+            str(tmp_path / "ff.png"),
+            "--weights",
+            str(w),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode in (4, 5), (proc.returncode, proc.stderr[-2000:])
     assert proc.stderr.count("\n") == 1 and "licodec: error:" in proc.stderr
@@ -296,9 +380,17 @@ def _geometry(name: str) -> ModelGeometry:
 
 def test_each_limit_refuses_with_its_message() -> None:
     geo = _geometry("wacnn-tiny")
-    ok = _container("wacnn-tiny", bytes(8), 150, 70, (64, 64),
-                    [TileRecord(geo.z_shape(h, w), _stream(16), _stream(8))
-                     for _, _, w, h in tile_rects(150, 70, (64, 64))])
+    ok = _container(
+        "wacnn-tiny",
+        bytes(8),
+        150,
+        70,
+        (64, 64),
+        [
+            TileRecord(geo.z_shape(h, w), _stream(16), _stream(8))
+            for _, _, w, h in tile_rects(150, 70, (64, 64))
+        ],
+    )
     check_header(ok)
     assert check_decode(ok, geo) > 0
 
@@ -333,8 +425,9 @@ def test_each_limit_refuses_with_its_message() -> None:
     rans_cost = min_symbol_cost(geo.y_max_freq, "rans")
     assert 6.6e-5 < rans_cost < 6.61e-5
     assert 969_000 < max_symbols(8, rans_cost, "rans") < 970_000  # 121,000 symbols per byte
-    big = _container("wacnn-tiny", bytes(8), 4096, 4096, None,
-                     [TileRecord((64, 64), _stream(16), _stream(4))])
+    big = _container(
+        "wacnn-tiny", bytes(8), 4096, 4096, None, [TileRecord((64, 64), _stream(16), _stream(4))]
+    )
     refused(big, "a 4-byte y stream cannot code 1572864 symbols")
     big.version = 3
     big.tiles[0] = TileRecord((64, 64), _stream(16), _stream(8))
@@ -342,16 +435,21 @@ def test_each_limit_refuses_with_its_message() -> None:
     big.version = 4
     big.tiles[0] = TileRecord((64, 64), _stream(8192), _stream(16))
     check_decode(big, geo)
-    refused(big, r"needs about .* more than the limit of 100 MiB \(raise it with --max-memory\)",
-            max_memory=100 << 20)
+    refused(
+        big,
+        r"needs about .* more than the limit of 100 MiB \(raise it with --max-memory\)",
+        max_memory=100 << 20,
+    )
 
 
 def test_memory_estimate_grows_with_the_tile_and_covers_unknown_models() -> None:
     geo = _geometry("wacnn-tiny")
-    small = _container("wacnn-tiny", bytes(8), 64, 64, None,
-                       [TileRecord((1, 1), _stream(16), _stream(8))])
-    large = _container("wacnn-tiny", bytes(8), 1024, 1024, None,
-                       [TileRecord((16, 16), _stream(16), _stream(8))])
+    small = _container(
+        "wacnn-tiny", bytes(8), 64, 64, None, [TileRecord((1, 1), _stream(16), _stream(8))]
+    )
+    large = _container(
+        "wacnn-tiny", bytes(8), 1024, 1024, None, [TileRecord((16, 16), _stream(16), _stream(8))]
+    )
     grown = memory_estimate(large, geo) - memory_estimate(small, geo)
     assert geo.memory_per_pixel == get_spec("wacnn-tiny").memory_per_pixel == 160
     assert grown >= geo.memory_per_pixel * (1024 * 1024 - 64 * 64)
@@ -387,11 +485,24 @@ def test_compress_refuses_a_tile_size_below_the_pad_multiple(tmp_path: Path) -> 
     with pytest.raises(SystemExit) as info:
         main(["compress", str(tmp_path / "a.png"), "--weights", str(w), "--tile-size", "32"])
     assert info.value.code == 2
-    rc = main(["compress", str(tmp_path / "a.png"), "--weights", str(w), "--tile-size", "64",
-               "--quiet"])
+    rc = main(
+        ["compress", str(tmp_path / "a.png"), "--weights", str(w), "--tile-size", "64", "--quiet"]
+    )
     assert rc == 2 and not (tmp_path / "a.lic").exists()
-    assert main(["compress", str(tmp_path / "a.png"), "--weights", str(w), "--tile-size", "128",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "compress",
+                str(tmp_path / "a.png"),
+                "--weights",
+                str(w),
+                "--tile-size",
+                "128",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 def test_the_api_refuses_a_tile_size_below_the_pad_multiple(tmp_path: Path) -> None:
@@ -426,8 +537,12 @@ def test_bounded_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"b" * 3_000_000)))
     assert len(read_bytes("-")) == 3_000_000
     os.mkfifo(tmp_path / "f")
-    for bad, msg in ((tmp_path, "is a directory"), (tmp_path / "f", "is a FIFO"),
-                     ("/dev/null", "is a character device"), (tmp_path / "nope", "no such file")):
+    for bad, msg in (
+        (tmp_path, "is a directory"),
+        (tmp_path / "f", "is a FIFO"),
+        ("/dev/null", "is a character device"),
+        (tmp_path / "nope", "no such file"),
+    ):
         with pytest.raises(InputError, match=msg):
             read_bytes(str(bad))
     with pytest.raises(InputError, match="is a FIFO"):
@@ -460,17 +575,34 @@ def _all_geometries() -> dict[str, ModelGeometry]:
     for name in list_models():
         if name in _FULL_SIZE:
             p, m, cz, slices = _FULL_SIZE[name]
-            out[name] = ModelGeometry(name, p, 64, m, cz, slices, _Y_MAX_FREQ, _Z_MAX_FREQ,
-                                      get_spec(name).memory_per_pixel or 0)
+            out[name] = ModelGeometry(
+                name,
+                p,
+                64,
+                m,
+                cz,
+                slices,
+                _Y_MAX_FREQ,
+                _Z_MAX_FREQ,
+                get_spec(name).memory_per_pixel or 0,
+            )
         else:
             from licodec.codec.api import LoadedModel, _geometry
 
             model = tiny_model(name) if name in TINY_MODELS else _lite(name)
             g = _geometry(LoadedModel(model, name, bytes(8)))
             assert g.y_max_freq == _Y_MAX_FREQ
-            out[name] = ModelGeometry(name, g.pad_multiple, g.z_stride, g.y_channels,
-                                      g.z_channels, g.num_slices, _Y_MAX_FREQ, _Z_MAX_FREQ,
-                                      g.memory_per_pixel)
+            out[name] = ModelGeometry(
+                name,
+                g.pad_multiple,
+                g.z_stride,
+                g.y_channels,
+                g.z_channels,
+                g.num_slices,
+                _Y_MAX_FREQ,
+                _Z_MAX_FREQ,
+                g.memory_per_pixel,
+            )
     return out
 
 
@@ -485,8 +617,9 @@ def _lite(name: str) -> Any:
     return m
 
 
-def _legit_container(geo: ModelGeometry, width: int, height: int, tile: int,
-                     quality: int) -> Container:
+def _legit_container(
+    geo: ModelGeometry, width: int, height: int, tile: int, quality: int
+) -> Container:
     """What the encoder writes for this size and tile size, with the shortest streams the
     coder could produce (the symbol bound is exact for real streams)."""
     grid = plan_tiles(width, height, tile, geo.pad_multiple)
@@ -495,8 +628,10 @@ def _legit_container(geo: ModelGeometry, width: int, height: int, tile: int,
         z = geo.z_shape(h, w)
         ny, nz = geo.symbols(z)
         # (the range coder's information bound, without the slack the limit allows)
-        lens = [max(4, 4 * math.ceil(n * min_symbol_cost(f) / 32))
-                for n, f in ((nz, geo.z_max_freq), (ny, geo.y_max_freq))]
+        lens = [
+            max(4, 4 * math.ceil(n * min_symbol_cost(f) / 32))
+            for n, f in ((nz, geo.z_max_freq), (ny, geo.y_max_freq))
+        ]
         tiles.append(TileRecord(z, _stream(lens[0]), _stream(lens[1])))
     return _container(geo.arch, bytes(8), width, height, grid, tiles, quality=quality)
 
@@ -595,12 +730,20 @@ def _measure(tmp: Path, name: str, size: int) -> dict[str, Any]:
     big, small = tmp / f"{name}-{size}.lic", tmp / f"{name}-small.lic"
     big.write_bytes(codec.compress(photo(size, size, seed=1)))
     small.write_bytes(codec.compress(photo(64, 64, seed=2)))
-    proc = subprocess.run([sys.executable, "-c", _MEASURE_SCRIPT, name, str(big), str(small)],
-                          capture_output=True, text=True, timeout=3000, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE_SCRIPT, name, str(big), str(small)],
+        capture_output=True,
+        text=True,
+        timeout=3000,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"\n  {name} {size}x{size}: measured {r['measured'] / 2**20:.0f} MiB, "
-          f"estimate {r['estimate'] / 2**20:.0f} MiB", end="")
+    print(
+        f"\n  {name} {size}x{size}: measured {r['measured'] / 2**20:.0f} MiB, "
+        f"estimate {r['estimate'] / 2**20:.0f} MiB",
+        end="",
+    )
     return r
 
 
@@ -633,7 +776,12 @@ def test_full_size_geometry_table_matches_the_models() -> None:
         model.update(force=True)
         g = _geometry(LoadedModel(model, name, bytes(8)))
         assert (g.pad_multiple, g.z_stride, g.y_channels, g.z_channels, g.num_slices) == (
-            p, 64, m_ch, cz, slices)
+            p,
+            64,
+            m_ch,
+            cz,
+            slices,
+        )
         assert g.y_max_freq == _Y_MAX_FREQ
         x = torch.rand(1, 3, 70, 130)
         with torch.inference_mode():
@@ -691,11 +839,23 @@ def _bases() -> list[tuple[str, str, bytes]]:
     specs: list[tuple[str, str, Any, dict[str, Any]]] = [
         ("RGB", "wacnn-tiny", photo(8, 8, seed=1), {}),
         ("L", "wacnn-tiny", photo(12, 10, seed=2)[..., 0], {}),
-        ("RGBA", "stf-tiny", np.dstack([photo(9, 7, seed=3),
-                                        np.arange(63, dtype=np.uint8).reshape(9, 7) * 4]), {}),
-        ("ICC+metadata", "wacnn-tiny", photo(8, 8, seed=4),
-         {"icc_profile": icc, "exif": b"MM\x00*\x00\x00\x00\x08\x00\x00",
-          "xmp": b"<x:xmpmeta/>", "text": (("Title", "fuzz"),)}),
+        (
+            "RGBA",
+            "stf-tiny",
+            np.dstack([photo(9, 7, seed=3), np.arange(63, dtype=np.uint8).reshape(9, 7) * 4]),
+            {},
+        ),
+        (
+            "ICC+metadata",
+            "wacnn-tiny",
+            photo(8, 8, seed=4),
+            {
+                "icc_profile": icc,
+                "exif": b"MM\x00*\x00\x00\x00\x08\x00\x00",
+                "xmp": b"<x:xmpmeta/>",
+                "text": (("Title", "fuzz"),),
+            },
+        ),
         ("tiled", "wacnn-tiny", photo(8, 72, seed=5), {"tile": 64}),
         ("TCM", "tcm-tiny", photo(6, 5, seed=6), {}),
     ]
@@ -712,9 +872,27 @@ def _bases() -> list[tuple[str, str, bytes]]:
     return out
 
 
-_FIELD_EDITS = ("quality", "metric", "portable", "colour", "width", "height", "tile_size",
-                "z_shape", "z_stream", "y_stream", "check_crc", "model_id", "digest", "icc",
-                "exif", "xmp", "text", "srgb", "alpha")
+_FIELD_EDITS = (
+    "quality",
+    "metric",
+    "portable",
+    "colour",
+    "width",
+    "height",
+    "tile_size",
+    "z_shape",
+    "z_stream",
+    "y_stream",
+    "check_crc",
+    "model_id",
+    "digest",
+    "icc",
+    "exif",
+    "xmp",
+    "text",
+    "srgb",
+    "alpha",
+)
 
 
 def _edit_field(rng: random.Random, data: bytes) -> tuple[str, bytes]:
@@ -734,12 +912,23 @@ def _edit_field(rng: random.Random, data: bytes) -> tuple[str, bytes]:
         v = getattr(c, field)
         setattr(c, field, max(1, rng.choice([v + 1, v - 1, v * 2, v + 64, rng.randrange(1, 5000)])))
     elif field == "tile_size":
-        c.tile_size = rng.choice([None, (64, 64), (1, 1), (64, c.height), (c.width, 1),
-                                  (rng.randint(1, 200), rng.randint(1, 200))])
+        c.tile_size = rng.choice(
+            [
+                None,
+                (64, 64),
+                (1, 1),
+                (64, c.height),
+                (c.width, 1),
+                (rng.randint(1, 200), rng.randint(1, 200)),
+            ]
+        )
     elif field == "z_shape":
         zh, zw = t.z_shape
-        c.tiles[i] = TileRecord((max(1, zh + rng.randint(-1, 3)), max(1, zw + rng.randint(-1, 3))),
-                                t.z_stream, t.y_stream)
+        c.tiles[i] = TileRecord(
+            (max(1, zh + rng.randint(-1, 3)), max(1, zw + rng.randint(-1, 3))),
+            t.z_stream,
+            t.y_stream,
+        )
     elif field in ("z_stream", "y_stream"):
         s = getattr(t, field)
         op = rng.randrange(6)
@@ -756,10 +945,16 @@ def _edit_field(rng: random.Random, data: bytes) -> tuple[str, bytes]:
             b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
             s = bytes(b)
         else:
-            s = (c.tiles[(i + 1) % len(c.tiles)].z_stream if field == "y_stream"
-                 else c.tiles[(i + 1) % len(c.tiles)].y_stream)
-        c.tiles[i] = TileRecord(t.z_shape, s if field == "z_stream" else t.z_stream,
-                                s if field == "y_stream" else t.y_stream)
+            s = (
+                c.tiles[(i + 1) % len(c.tiles)].z_stream
+                if field == "y_stream"
+                else c.tiles[(i + 1) % len(c.tiles)].y_stream
+            )
+        c.tiles[i] = TileRecord(
+            t.z_shape,
+            s if field == "z_stream" else t.z_stream,
+            s if field == "y_stream" else t.y_stream,
+        )
     elif field == "check_crc":
         c.check_crc ^= 1 << rng.randrange(32)
     elif field == "model_id":
@@ -782,12 +977,14 @@ def _edit_field(rng: random.Random, data: bytes) -> tuple[str, bytes]:
     elif field == "alpha":
         if c.colour.has_alpha:
             alpha = np.full((c.height, c.width), rng.randrange(256), dtype=np.uint8)
-            c.alpha_method, c.alpha_data = rng.choice([
-                (AlphaMethod.CONSTANT, bytes([rng.randrange(256)])),
-                (AlphaMethod.ZLIB, zlib.compress(alpha.tobytes())),
-                (AlphaMethod.ZLIB, zlib.compress(bytes(rng.randrange(1, 100)))),
-                (AlphaMethod.PNG, rng.randbytes(20)),
-            ])
+            c.alpha_method, c.alpha_data = rng.choice(
+                [
+                    (AlphaMethod.CONSTANT, bytes([rng.randrange(256)])),
+                    (AlphaMethod.ZLIB, zlib.compress(alpha.tobytes())),
+                    (AlphaMethod.ZLIB, zlib.compress(bytes(rng.randrange(1, 100)))),
+                    (AlphaMethod.PNG, rng.randbytes(20)),
+                ]
+            )
         else:
             c.colour = ColourMode.RGBA if c.colour == ColourMode.RGB else ColourMode.LA
             c.alpha_method, c.alpha_data = AlphaMethod.CONSTANT, b"\x80"
@@ -805,8 +1002,9 @@ def _raw(rng: random.Random, data: bytes) -> tuple[str, bytes]:
     def pos() -> int:  # mostly the header and tile table, where the limits live
         return rng.randrange(head) if rng.random() < 0.85 else rng.randrange(len(b))
 
-    kind = rng.choice(("bit flips", "byte set", "truncation", "insertion", "deletion",
-                       "varint run"))
+    kind = rng.choice(
+        ("bit flips", "byte set", "truncation", "insertion", "deletion", "varint run")
+    )
     if kind == "bit flips":
         for _ in range(rng.randint(1, 4)):
             b[pos()] ^= 1 << rng.randrange(8)
@@ -839,8 +1037,9 @@ def _expected_pixels(model: Any, c: Container) -> np.ndarray:
     out = np.zeros((c.height, c.width) if gray else (c.height, c.width, 3), dtype=np.uint8)
     with torch.inference_mode():
         for (x, y, w, h), t in zip(tile_rects(c.width, c.height, c.tile_size), c.tiles):
-            full = model.decompress([[t.y_stream], [t.z_stream]], t.z_shape, None,
-                                    portable=c.portable, coder=c.coder)["x_hat"]
+            full = model.decompress(
+                [[t.y_stream], [t.z_stream]], t.z_shape, None, portable=c.portable, coder=c.coder
+            )["x_hat"]
             crop = model._crop(full, (h, w), model.pads_for((h, w)))
             out[y : y + h, x : x + w] = _to_pixels(crop, c.colour)
     return out
@@ -856,12 +1055,32 @@ def _colour_planes(a: np.ndarray, colour: ColourMode) -> np.ndarray:
 
 def _explain(base: Container, ref: Any, c: Container, img: Any, model: Any) -> str | None:
     """Why a mutated file's decode may differ from the original's; None if unexplained."""
-    fields = [f for f in ("quality", "metric", "portable", "colour", "width", "height",
-                          "tile_size", "icc_profile", "srgb", "exif", "xmp", "text",
-                          "alpha_method", "alpha_data", "tiles")
-              if getattr(base, f) != getattr(c, f)]
+    fields = [
+        f
+        for f in (
+            "quality",
+            "metric",
+            "portable",
+            "colour",
+            "width",
+            "height",
+            "tile_size",
+            "icc_profile",
+            "srgb",
+            "exif",
+            "xmp",
+            "text",
+            "alpha_method",
+            "alpha_data",
+            "tiles",
+        )
+        if getattr(base, f) != getattr(c, f)
+    ]
     if (base.model_id, base.weights_digest, base.check_crc) != (
-            c.model_id, c.weights_digest, c.check_crc):
+        c.model_id,
+        c.weights_digest,
+        c.check_crc,
+    ):
         return None  # such edits cannot decode: the model or the checksum says no
     a = np.asarray(img).astype(np.int16)
     got = _colour_planes(a, c.colour)
@@ -873,8 +1092,9 @@ def _explain(base: Container, ref: Any, c: Container, img: Any, model: Any) -> s
     else:
         ref_planes = _colour_planes(np.asarray(ref).astype(np.int16), base.colour)
         tol = 1 if "portable" in fields else 0  # float32 vs float64 entropy parameters
-        if "tiles" in fields and (got.shape != ref_planes.shape
-                                  or np.abs(got - ref_planes).max() > tol):
+        if "tiles" in fields and (
+            got.shape != ref_planes.shape or np.abs(got - ref_planes).max() > tol
+        ):
             # Other z symbols with the same y symbols and table indexes (all that the
             # decode checksum covers): other means, so another image, which must be what
             # the model makes of these streams.
@@ -975,16 +1195,25 @@ def fuzz(n: int, seed: int) -> dict[str, Any]:
 
 
 def _run_fuzz(n: int, seed: int, timeout: int) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(Path(__file__)), "fuzz", str(n), str(seed)],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__)), "fuzz", str(n), str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]  # a crash (signal) fails here
     r = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"\n  {r['files']} files in {r['seconds']:.1f} s, slowest {r['slowest_file_seconds']:.2f}"
-          f" s, peak RSS {r['maxrss'] / 2**20:.0f} MiB")
+    print(
+        f"\n  {r['files']} files in {r['seconds']:.1f} s, slowest {r['slowest_file_seconds']:.2f}"
+        f" s, peak RSS {r['maxrss'] / 2**20:.0f} MiB"
+    )
     for k, v in r["outcomes"].items():
         print(f"    {v:7d}  {k}")
-    print(f"  {r['distinct_files']} distinct files, {r['distinct_errors']} distinct error "
-          f"messages; mutations {r['mutations']}")
+    print(
+        f"  {r['distinct_files']} distinct files, {r['distinct_errors']} distinct error "
+        f"messages; mutations {r['mutations']}"
+    )
     assert r["n_failures"] == 0, r["failures"]
     assert sum(r["outcomes"].values()) == n  # every file is a clean error or a decode
     assert r["slowest_file_seconds"] < 30

@@ -62,8 +62,13 @@ def test_core_install_pulls_in_no_heavy_package() -> None:
     from packaging.requirements import Requirement
 
     reqs = [Requirement(r) for r in metadata.requires("licodec") or []]
-    assert any(r.name == "compressai" and str(r.specifier) == "==1.2.8" and r.marker is not None
-               and r.marker.evaluate({"extra": "compressai"}) for r in reqs), reqs
+    assert any(
+        r.name == "compressai"
+        and str(r.specifier) == "==1.2.8"
+        and r.marker is not None
+        and r.marker.evaluate({"extra": "compressai"})
+        for r in reqs
+    ), reqs
 
 
 def test_numpy_is_not_pinned_below_2() -> None:

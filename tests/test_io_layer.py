@@ -67,9 +67,10 @@ def test_an_existing_file_is_kept_whole_until_the_new_one_is_complete(tmp_path: 
 def test_no_clobber_and_os_errors_are_one_line_output_errors(tmp_path: Path) -> None:
     dest = tmp_path / "a.bin"
     dest.write_bytes(b"old")
-    with pytest.raises(OutputError, match="exists; use -f to overwrite"), atomic_output(
-        dest, overwrite=False
-    ) as tmp:
+    with (
+        pytest.raises(OutputError, match="exists; use -f to overwrite"),
+        atomic_output(dest, overwrite=False) as tmp,
+    ):
         tmp.write_bytes(b"new")
     assert dest.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
     missing = tmp_path / "missing" / "b.bin"

@@ -65,13 +65,19 @@ def _naive_window_attention(attn: WindowAttention, x: torch.Tensor, shift: int) 
     win, heads = attn.window, attn.num_heads
     xs = torch.roll(x, (-shift, -shift), (1, 2)) if shift else x
     wins = window_partition(xs, win).reshape(-1, win * win, c)
-    qkv = attn.qkv(wins).reshape(wins.shape[0], win * win, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    qkv = (
+        attn.qkv(wins)
+        .reshape(wins.shape[0], win * win, 3, heads, c // heads)
+        .permute(2, 0, 3, 1, 4)
+    )
     q, k, v = qkv[0] * attn.scale, qkv[1], qkv[2]
     logits = q @ k.transpose(-2, -1) + attn.position_bias()[None]
     if shift:
         m = shifted_window_mask(h, w, win, shift, x.device).float() * -100.0
         nw = m.shape[0]
-        logits = (logits.view(-1, nw, heads, win * win, win * win) + m[None, :, None]).view_as(logits)
+        logits = (logits.view(-1, nw, heads, win * win, win * win) + m[None, :, None]).view_as(
+            logits
+        )
     out = (logits.softmax(-1) @ v).transpose(1, 2).reshape(-1, win * win, c)
     out = window_merge(attn.proj(out).view(b, -1, win * win, c), win, h, w)
     return torch.roll(out, (shift, shift), (1, 2)) if shift else out

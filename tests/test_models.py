@@ -296,7 +296,15 @@ def test_scale_indexes_equal_compressai_build_indexes() -> None:
     model = create_model("tcm-tiny").eval()
     model.update(force=True)
     table = model.gaussian_conditional.scale_table
-    sigma = torch.cat([torch.rand(5000) * 300, table, table * (1 + 1e-7), table * (1 - 1e-7), torch.tensor([0.0, -1.0])])
+    sigma = torch.cat(
+        [
+            torch.rand(5000) * 300,
+            table,
+            table * (1 + 1e-7),
+            table * (1 - 1e-7),
+            torch.tensor([0.0, -1.0]),
+        ]
+    )
     ours = model.scale_indexes(sigma)
     assert torch.equal(ours, model.gaussian_conditional.build_indexes(sigma))
 
@@ -335,8 +343,9 @@ def test_tcm_backward_in_channels_last_does_not_corrupt_memory() -> None:
         "    block(x).square().mean().backward()\n"
         "print('ok')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-500:]
     assert proc.stdout.strip() == "ok"
 

@@ -85,8 +85,14 @@ run_training(TrainConfig(model="wacnn-tiny", data={str(data)!r}, out={str(tmp_pa
 sys.__stdout__.write(term.getvalue())
 """
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "train:" in out  # our bar

@@ -24,7 +24,9 @@ def briefly_trained() -> torch.nn.Module:
     with torch.no_grad():
         model.g_a[7].weight.mul_(10)
     model.g_a.requires_grad_(False)
-    main = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("quantiles")]
+    main = [
+        p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("quantiles")
+    ]
     aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     opt = torch.optim.Adam(main, lr=2e-3)
     aux_opt = torch.optim.Adam(aux, lr=5e-2)

@@ -14,8 +14,9 @@ def _shipped_bd_row() -> dict[str, float]:
     header = next(ln for ln in lines if ln.startswith("| model | vs "))
     codecs = [c.strip().removeprefix("vs ") for c in header.strip("|").split("|")[1:]]
     row = next(ln for ln in lines if ln.startswith("| `") and "shipped" in ln)
-    values = [c.strip().strip("*").replace("−", "-").rstrip(" %")
-              for c in row.strip("|").split("|")[1:]]
+    values = [
+        c.strip().strip("*").replace("−", "-").rstrip(" %") for c in row.strip("|").split("|")[1:]
+    ]
     return {c: float(v) for c, v in zip(codecs, values)}
 
 

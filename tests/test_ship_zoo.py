@@ -35,8 +35,19 @@ def test_a_released_file_is_never_replaced(tmp_path: Path, where: str) -> None:
         index = {"weights": [{"file": "wacnn-tiny.safetensors", "arch": "wacnn-tiny"}]}
     (zoo / "index.json").write_text(json.dumps(index))
     before = sorted(p.name for p in zoo.iterdir())
-    argv = [str(weights), "--file", "wacnn-tiny.safetensors", "--eval", str(tmp_path / "e.json"),
-            "--hardware", "test", "--hours", "0", "--zoo", str(zoo)]
+    argv = [
+        str(weights),
+        "--file",
+        "wacnn-tiny.safetensors",
+        "--eval",
+        str(tmp_path / "e.json"),
+        "--hardware",
+        "test",
+        "--hours",
+        "0",
+        "--zoo",
+        str(zoo),
+    ]
     with pytest.raises(SystemExit, match="released weights are frozen: ship these as a new --file"):
         _ship_zoo().main(argv)
     assert sorted(p.name for p in zoo.iterdir()) == before  # nothing staged or written

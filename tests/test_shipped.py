@@ -103,8 +103,11 @@ def test_retired_versions_are_where_the_index_says(tmp_path: Path) -> None:
     for r in retired:
         assert r["digest"] not in shipped
         path = f"src/licodec/zoo/weights/{r['file']}"
-        got = subprocess.run(["git", "-C", str(root), "show", f"{r['commit']}:{path}"],
-                             capture_output=True, check=False)
+        got = subprocess.run(
+            ["git", "-C", str(root), "show", f"{r['commit']}:{path}"],
+            capture_output=True,
+            check=False,
+        )
         if got.returncode != 0:
             pytest.skip(f"no git history here to read {r['commit']} from")
         tmp = tmp_path / f"v{r['version']}.safetensors"

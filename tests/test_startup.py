@@ -54,8 +54,13 @@ def _licodec(*argv: str, stdin: bytes = b"", cwd: Path | None = None) -> Run:
     env["PYTHONPATH"] = str(SRC)
     env["OMP_NUM_THREADS"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, *argv], input=stdin, capture_output=True, env=env,
-        cwd=cwd or REPO, timeout=300, check=False,
+        [sys.executable, "-c", _WRAPPER, *argv],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        cwd=cwd or REPO,
+        timeout=300,
+        check=False,
     )
     err = proc.stderr.decode()
     body, sep, report = err.rpartition("\n@startup ")
@@ -101,21 +106,36 @@ def test_help_imports_no_torch(argv: list[str]) -> None:
         ([], None),
         (["bogus"], "argument COMMAND: invalid choice: 'bogus'"),
         (["compress"], "the following arguments are required: IN"),
-        (["compress", "x.png", "--quality", "101"],
-         "argument -q/--quality: expected a quality in 0..100, got 101"),
-        (["compress", "x.png", "--tile-size", "32"],
-         ("argument --tile-size: tile size must be at least 64 (the smallest padding multiple), "
-         "got 32")),
-        (["decompress", "x.lic", "--max-pixels", "0"],
-         "argument --max-pixels: expected a positive integer, got 0"),
-        (["bitmap", "x.png", "-o", "m.png", "--device", "tpu"],
-         "argument --device: unknown device 'tpu'; choose cpu, cuda, cuda:N, mps or auto"),
+        (
+            ["compress", "x.png", "--quality", "101"],
+            "argument -q/--quality: expected a quality in 0..100, got 101",
+        ),
+        (
+            ["compress", "x.png", "--tile-size", "32"],
+            (
+                "argument --tile-size: tile size must be at least 64 (the smallest padding multiple), "
+                "got 32"
+            ),
+        ),
+        (
+            ["decompress", "x.lic", "--max-pixels", "0"],
+            "argument --max-pixels: expected a positive integer, got 0",
+        ),
+        (
+            ["bitmap", "x.png", "-o", "m.png", "--device", "tpu"],
+            "argument --device: unknown device 'tpu'; choose cpu, cuda, cuda:N, mps or auto",
+        ),
         (["info", "--nope", "x.lic"], "unrecognized arguments: --nope"),
         (["eval", "DIR"], "the following arguments are required: -o/--output"),
-        (["eval", "DIR", "-o", "x.json", "--qualities", "3,3"],
-         "argument --qualities: a quality is listed twice in '3,3'"),
+        (
+            ["eval", "DIR", "-o", "x.json", "--qualities", "3,3"],
+            "argument --qualities: a quality is listed twice in '3,3'",
+        ),
         (["bd-rate", "vtm"], "the following arguments are required: B"),
-        (["plot", "-o", "rd.png", "--xlim", "2,1"], "argument --xlim: MAX must exceed MIN, got '2,1'"),
+        (
+            ["plot", "-o", "rd.png", "--xlim", "2,1"],
+            "argument --xlim: MAX must exceed MIN, got '2,1'",
+        ),
     ],
 )
 def test_usage_errors_import_no_torch(argv: list[str], message: str | None) -> None:
@@ -216,25 +236,55 @@ def test_compress_input_and_output_errors_import_no_torch(tmp_path: Path) -> Non
     cases = [
         (["compress", str(missing)], 3, f"licodec: error: {missing}: no such file"),
         # a device is checked when the model loads: inputs first, and no torch for them
-        (["compress", str(missing), "--device", "cuda"], 3,
-         f"licodec: error: {missing}: no such file"),
-        (["compress", str(empty)], 3,
-         f"licodec: error: {empty}: directory has no "),
-        (["compress", str(img), "--max-input", "100", "-o", str(tmp_path / "a.lic")], 3,
-         (f"licodec: error: {img}: input is larger than the limit of 100 B "
-         "(raise it with --max-input)")),
-        (["compress", str(img), "-o", str(exists)], 6,
-         f"licodec: error: {exists} exists; use -f to overwrite"),
-        (["compress", str(img), "-o", str(tmp_path / "no" / "a.lic")], 6,
-         f"licodec: error: cannot write {tmp_path / 'no' / 'a.lic'}: directory "),
-        (["compress", str(img), "-o", str(tmp_path / "a.webp")], 6,
-         f"licodec: error: {tmp_path / 'a.webp'}: compress writes .lic files, not .webp"),
-        (["compress", str(img), "--weights", str(tmp_path / "none.safetensors"),
-          "-o", str(tmp_path / "a.lic")], 5,
-         f"licodec: error: weights file not found: {tmp_path / 'none.safetensors'}"),
-        (["compress", "-", "--max-input", "10", "-o", str(tmp_path / "s.lic")], 3,
-         ("licodec: error: <stdin>: input is larger than the limit of 10 B "
-         "(raise it with --max-input)")),
+        (
+            ["compress", str(missing), "--device", "cuda"],
+            3,
+            f"licodec: error: {missing}: no such file",
+        ),
+        (["compress", str(empty)], 3, f"licodec: error: {empty}: directory has no "),
+        (
+            ["compress", str(img), "--max-input", "100", "-o", str(tmp_path / "a.lic")],
+            3,
+            (
+                f"licodec: error: {img}: input is larger than the limit of 100 B "
+                "(raise it with --max-input)"
+            ),
+        ),
+        (
+            ["compress", str(img), "-o", str(exists)],
+            6,
+            f"licodec: error: {exists} exists; use -f to overwrite",
+        ),
+        (
+            ["compress", str(img), "-o", str(tmp_path / "no" / "a.lic")],
+            6,
+            f"licodec: error: cannot write {tmp_path / 'no' / 'a.lic'}: directory ",
+        ),
+        (
+            ["compress", str(img), "-o", str(tmp_path / "a.webp")],
+            6,
+            f"licodec: error: {tmp_path / 'a.webp'}: compress writes .lic files, not .webp",
+        ),
+        (
+            [
+                "compress",
+                str(img),
+                "--weights",
+                str(tmp_path / "none.safetensors"),
+                "-o",
+                str(tmp_path / "a.lic"),
+            ],
+            5,
+            f"licodec: error: weights file not found: {tmp_path / 'none.safetensors'}",
+        ),
+        (
+            ["compress", "-", "--max-input", "10", "-o", str(tmp_path / "s.lic")],
+            3,
+            (
+                "licodec: error: <stdin>: input is larger than the limit of 10 B "
+                "(raise it with --max-input)"
+            ),
+        ),
     ]
     for argv, rc, message in cases:
         run = _licodec(*argv, stdin=b"x" * 100)
@@ -250,17 +300,30 @@ def test_decompress_input_and_output_errors_import_no_torch(tmp_path: Path) -> N
     out = str(tmp_path / "o.png")
     cases = [
         (["decompress", str(missing)], 3, f"licodec: error: {missing}: no such file"),
-        (["decompress", str(missing), "--device", "mps"], 3,
-         f"licodec: error: {missing}: no such file"),
-        (["decompress", str(LIC), "--max-input", "100", "-o", out], 3,
-         (f"licodec: error: {LIC}: input is larger than the limit of 100 B "
-         "(raise it with --max-input)")),
-        (["decompress", str(not_lic), "-o", out], 4,
-         f"licodec: error: {not_lic}: not a licodec file (wrong magic bytes)"),
-        (["decompress", str(LIC), "-o", str(tmp_path / "o.xyz")], 6,
-         f"licodec: error: cannot write {tmp_path / 'o.xyz'}: unknown image format '.xyz'"),
-        (["decompress", str(LIC), "--max-pixels", "100", "-o", out], 4,
-         f"licodec: error: {LIC}: "),
+        (
+            ["decompress", str(missing), "--device", "mps"],
+            3,
+            f"licodec: error: {missing}: no such file",
+        ),
+        (
+            ["decompress", str(LIC), "--max-input", "100", "-o", out],
+            3,
+            (
+                f"licodec: error: {LIC}: input is larger than the limit of 100 B "
+                "(raise it with --max-input)"
+            ),
+        ),
+        (
+            ["decompress", str(not_lic), "-o", out],
+            4,
+            f"licodec: error: {not_lic}: not a licodec file (wrong magic bytes)",
+        ),
+        (
+            ["decompress", str(LIC), "-o", str(tmp_path / "o.xyz")],
+            6,
+            f"licodec: error: cannot write {tmp_path / 'o.xyz'}: unknown image format '.xyz'",
+        ),
+        (["decompress", str(LIC), "--max-pixels", "100", "-o", out], 4, f"licodec: error: {LIC}: "),
         (["decompress", "-", "-o", out], 4, "licodec: error: <stdin>: "),
     ]
     for argv, rc, message in cases:
@@ -279,11 +342,17 @@ def test_eval_input_and_output_errors_import_no_torch(tmp_path: Path) -> None:
     empty.mkdir()
     out = str(tmp_path / "r.json")
     cases = [
-        (["eval", str(tmp_path / "missing"), "-o", out], 3,
-         f"licodec: error: {tmp_path / 'missing'}: no such directory"),
+        (
+            ["eval", str(tmp_path / "missing"), "-o", out],
+            3,
+            f"licodec: error: {tmp_path / 'missing'}: no such directory",
+        ),
         (["eval", str(empty), "-o", out], 3, f"licodec: error: {empty}: no images "),
-        (["eval", str(images), "--weights", str(tmp_path / "none.safetensors"), "-o", out], 5,
-         f"licodec: error: weights file not found: {tmp_path / 'none.safetensors'}"),
+        (
+            ["eval", str(images), "--weights", str(tmp_path / "none.safetensors"), "-o", out],
+            5,
+            f"licodec: error: weights file not found: {tmp_path / 'none.safetensors'}",
+        ),
         (["eval", str(images), "-o", str(images)], 6, f"licodec: error: {images}: is a directory"),
     ]
     for argv, rc, message in cases:

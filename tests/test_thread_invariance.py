@@ -9,10 +9,11 @@ from codec_helpers import photo
 
 from licodec.zoo import pretrained
 
-pytestmark = pytest.mark.skipif(not pretrained.entries(), reason="no weights ship with this checkout")
+pytestmark = pytest.mark.skipif(
+    not pretrained.entries(), reason="no weights ship with this checkout"
+)
 
-SIZES = [(96, 128), (128, 96), (112, 160), (80, 144), (128, 128), (72, 200), (150, 110),
-         (99, 131)]
+SIZES = [(96, 128), (128, 96), (112, 160), (80, 144), (128, 128), (72, 200), (150, 110), (99, 131)]
 
 
 @pytest.fixture
@@ -69,8 +70,9 @@ def _ops() -> dict[str, object]:
         "conv3x3 few pixels": lambda: F.conv2d(xs, w3, padding=1),
         "conv3x3 s2": lambda: F.conv2d(x, w3[:64, :48], stride=2, padding=1),
         "deconv5x5s2": lambda: F.conv_transpose2d(x, wt, b, stride=2, padding=2, output_padding=1),
-        "deconv5x5s2 few pixels": lambda: F.conv_transpose2d(xs, wd, None, stride=2, padding=2,
-                                                              output_padding=1),
+        "deconv5x5s2 few pixels": lambda: F.conv_transpose2d(
+            xs, wd, None, stride=2, padding=2, output_padding=1
+        ),
         "gelu": lambda: F.gelu(big),
         "sigmoid": lambda: torch.sigmoid(big),
         "Tensor.sigmoid": lambda: big.sigmoid(),

@@ -16,8 +16,9 @@ def _curve(path: Path, name: str, bpp: list[float], psnr: list[float]) -> Path:
     return path
 
 
-def test_zoo_table_lists_each_points_gap_to_an_anchor(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_zoo_table_lists_each_points_gap_to_an_anchor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = tmp_path / "base"
     base.mkdir()
     _curve(base / "jpeg.json", "JPEG", [0.2, 0.5, 1.0, 2.0], [24.0, 29.0, 32.0, 36.0])

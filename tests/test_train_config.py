@@ -13,14 +13,33 @@ from licodec.train.config import preset, recipe_lambda, resolve_config
 
 def test_lambda_tables_follow_the_papers():
     assert [recipe_lambda("stf", "mse", q) for q in range(1, 7)] == [
-        0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]
+        0.0018,
+        0.0035,
+        0.0067,
+        0.013,
+        0.025,
+        0.0483,
+    ]
     assert [recipe_lambda("wacnn-lite", "mse", q) for q in range(1, 7)] == [
-        recipe_lambda("stf", "mse", q) for q in range(1, 7)]
+        recipe_lambda("stf", "mse", q) for q in range(1, 7)
+    ]
     assert [recipe_lambda("tcm-s", "mse", q) for q in range(1, 7)] == [
-        0.0025, 0.0035, 0.0067, 0.013, 0.025, 0.05]
+        0.0025,
+        0.0035,
+        0.0067,
+        0.013,
+        0.025,
+        0.05,
+    ]
     assert recipe_lambda("tcm-lite", "mse", 6) == 0.05
     assert [recipe_lambda("tcm-l", "ms-ssim", q) for q in range(1, 7)] == [
-        2.40, 4.58, 8.73, 16.64, 31.73, 60.50]
+        2.40,
+        4.58,
+        8.73,
+        16.64,
+        31.73,
+        60.50,
+    ]
     assert recipe_lambda("stf", "ms-ssim", 2) == 4.58
     with pytest.raises(InputError, match="quality"):
         recipe_lambda("stf", "mse", 7)
@@ -71,8 +90,11 @@ def test_precedence_preset_yaml_flags_set(tmp_path):
 
     f = tmp_path / "c.yaml"
     f.write_text(yaml.safe_dump({"lr": 3e-4, "batch_size": 4, "crop": 128, "milestones": [0.5]}))
-    cfg = resolve_config(flags=_flags(crop=192), yaml_file=str(f),
-                         sets=["batch-size=2", "lambda=0.02", "milestones=[0.7,0.9]"])
+    cfg = resolve_config(
+        flags=_flags(crop=192),
+        yaml_file=str(f),
+        sets=["batch-size=2", "lambda=0.02", "milestones=[0.7,0.9]"],
+    )
     assert cfg.lr == 3e-4  # from YAML
     assert cfg.crop == 192  # flag beats YAML
     assert cfg.batch_size == 2  # --set beats YAML
@@ -128,8 +150,22 @@ def test_config_yaml_round_trip(tmp_path):
 def test_cli_print_config(capsys):
     from licodec.cli.main import main
 
-    rc = main(["train", "--model", "tcm-s", "-q", "2", "--data", "/d", "--metric",
-               "ms-ssim", "--set", "warmup=10", "--print-config"])
+    rc = main(
+        [
+            "train",
+            "--model",
+            "tcm-s",
+            "-q",
+            "2",
+            "--data",
+            "/d",
+            "--metric",
+            "ms-ssim",
+            "--set",
+            "warmup=10",
+            "--print-config",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     data = yaml.safe_load(text)

@@ -39,12 +39,15 @@ def _make_images(folder: Path, n: int, seed: int = 0) -> None:
         h, w = 80 + 8 * (i % 3), 96
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
         f = rng.uniform(0.03, 0.15, 3)
-        img = np.stack([
-            128 + 100 * np.sin(xx * f[0] + i),
-            128 + 100 * np.cos(yy * f[1] - i),
-            np.where((xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (10 + 2 * i) ** 2, 220, 40)
-            + 20 * np.sin((xx + yy) * f[2]),
-        ], -1)
+        img = np.stack(
+            [
+                128 + 100 * np.sin(xx * f[0] + i),
+                128 + 100 * np.cos(yy * f[1] - i),
+                np.where((xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (10 + 2 * i) ** 2, 220, 40)
+                + 20 * np.sin((xx + yy) * f[2]),
+            ],
+            -1,
+        )
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
 
 
@@ -59,9 +62,22 @@ def data(tmp_path_factory) -> Path:
 
 
 def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
-    base = {"model": MODEL, "data": str(data / "train"), "out": str(out), "crop": 64,
-            "batch_size": 4, "steps": 10, "lr": 1e-3, "schedule": "constant", "log_every": 1,
-            "ckpt_every": 5, "val_every": 1000, "progress": "none", "threads": 1, "seed": 0}
+    base = {
+        "model": MODEL,
+        "data": str(data / "train"),
+        "out": str(out),
+        "crop": 64,
+        "batch_size": 4,
+        "steps": 10,
+        "lr": 1e-3,
+        "schedule": "constant",
+        "log_every": 1,
+        "ckpt_every": 5,
+        "val_every": 1000,
+        "progress": "none",
+        "threads": 1,
+        "seed": 0,
+    }
     base.update(kw)
     return TrainConfig(**base)
 
@@ -85,8 +101,13 @@ def test_loss_falls_and_exported_weights_round_trip(data, tmp_path):
     assert len(losses) == 40
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])
     assert last < 0.6 * first, (first, last)
-    for name in ("config.yaml", "data_index.json", "checkpoints/last.ckpt",
-                 "model.safetensors", "result.json"):
+    for name in (
+        "config.yaml",
+        "data_index.json",
+        "checkpoints/last.ckpt",
+        "model.safetensors",
+        "result.json",
+    ):
         assert (run / name).exists(), name
     assert _state(run / "checkpoints" / "last.ckpt")["global_step"] == 40
 
@@ -116,8 +137,15 @@ def test_resume_after_crash_is_exact(data, tmp_path):
     parameters and optimizer state as an uninterrupted run (accumulation 2, step lr)."""
     import lightning as L
 
-    kw = {"steps": 10, "ckpt_every": 3, "accumulate": 2, "schedule": "step", "milestones": [6],
-          "batch_size": 2, "log_every": 2}
+    kw = {
+        "steps": 10,
+        "ckpt_every": 3,
+        "accumulate": 2,
+        "schedule": "step",
+        "milestones": [6],
+        "batch_size": 2,
+        "log_every": 2,
+    }
 
     class Crashed(Exception):
         pass
@@ -156,9 +184,29 @@ def test_cli_run_refuses_overwrite_and_resumes_longer(data, tmp_path):
     from licodec.cli.main import main
 
     run = tmp_path / "cli"
-    argv = ["train", "--model", MODEL, "--quality", "1", "--data", str(data / "train"),
-            "--out", str(run), "--crop", "64", "--batch-size", "2", "--steps", "3",
-            "--progress", "none", "--threads", "1", "--set", "ckpt_every=2"]
+    argv = [
+        "train",
+        "--model",
+        MODEL,
+        "--quality",
+        "1",
+        "--data",
+        str(data / "train"),
+        "--out",
+        str(run),
+        "--crop",
+        "64",
+        "--batch-size",
+        "2",
+        "--steps",
+        "3",
+        "--progress",
+        "none",
+        "--threads",
+        "1",
+        "--set",
+        "ckpt_every=2",
+    ]
     assert main(argv) == 0
     assert main(argv) == 6  # OutputError: the run exists
     assert main(["train", "--resume", str(run), "--crop", "32"]) == 3  # not changeable
@@ -184,15 +232,17 @@ def test_nan_stops_and_keeps_last_good_checkpoint(data, tmp_path):
         run_training(_cfg(data, run, steps=8, ckpt_every=3), extra_callbacks=[Poison()])
     ckpt = _state(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 3
-    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values()
-               if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
+    )
     assert not (run / "model.safetensors").exists()
 
 
 def test_ms_ssim_training_runs(data, tmp_path):
     run = tmp_path / "msssim"
-    result = run_training(_cfg(data, run, metric="ms-ssim", steps=6, quality=2,
-                               val=str(data / "val"), val_every=6))
+    result = run_training(
+        _cfg(data, run, metric="ms-ssim", steps=6, quality=2, val=str(data / "val"), val_every=6)
+    )
     rows = [r for r in _rows(run) if r.get("loss")]
     assert len(rows) == 6
     for r in rows:
@@ -225,8 +275,10 @@ def test_init_loads_other_weights(data, tmp_path):
         def on_train_start(self, trainer, module):
             seen.update({k: v.clone() for k, v in module.model.state_dict().items()})
 
-    run_training(_cfg(data, tmp_path / "ft", steps=1, quality=1,
-                      init=str(src / "model.safetensors")), extra_callbacks=[Grab()])
+    run_training(
+        _cfg(data, tmp_path / "ft", steps=1, quality=1, init=str(src / "model.safetensors")),
+        extra_callbacks=[Grab()],
+    )
     from licodec.zoo.weights import load_weights
 
     ref, _ = load_weights(src / "model.safetensors")
@@ -253,11 +305,39 @@ def _env() -> dict[str, str]:
 def test_two_process_ddp_on_cpu(data, tmp_path):
     run = tmp_path / "ddp"
     proc = subprocess.run(
-        _cli("--model", MODEL, "--data", str(data / "train"), "--out", str(run),
-             "--crop", "64", "--batch-size", "2", "--steps", "3", "--accelerator", "cpu",
-             "--devices", "2", "--strategy", "ddp", "--threads", "1", "--progress", "log",
-             "--set", "log_every=1", "--set", "ckpt_every=100"),
-        env=_env(), capture_output=True, text=True, timeout=300, check=False,
+        _cli(
+            "--model",
+            MODEL,
+            "--data",
+            str(data / "train"),
+            "--out",
+            str(run),
+            "--crop",
+            "64",
+            "--batch-size",
+            "2",
+            "--steps",
+            "3",
+            "--accelerator",
+            "cpu",
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+            "--threads",
+            "1",
+            "--progress",
+            "log",
+            "--set",
+            "log_every=1",
+            "--set",
+            "ckpt_every=100",
+        ),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
@@ -273,12 +353,35 @@ def test_two_process_ddp_on_cpu(data, tmp_path):
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted(data, tmp_path):
     """A real SIGKILL mid-run: the resumed run equals an uninterrupted one at step 12."""
-    args = ["--model", MODEL, "--data", str(data / "train"), "--crop", "64",
-            "--batch-size", "2", "--threads", "1", "--progress", "none", "--lr", "1e-3",
-            "--schedule", "constant", "--set", "ckpt_every=2", "--set", "export=false"]
+    args = [
+        "--model",
+        MODEL,
+        "--data",
+        str(data / "train"),
+        "--crop",
+        "64",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+        "--progress",
+        "none",
+        "--lr",
+        "1e-3",
+        "--schedule",
+        "constant",
+        "--set",
+        "ckpt_every=2",
+        "--set",
+        "export=false",
+    ]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(*args, "--out", str(killed), "--steps", "100000"),
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cli(*args, "--out", str(killed), "--steps", "100000"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     ckpt = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -289,11 +392,18 @@ def test_sigkill_then_resume_matches_uninterrupted(data, tmp_path):
     proc.wait()
     stopped = _state(ckpt)["global_step"]
     assert 4 <= stopped < 12
-    resumed = subprocess.run(_cli("--resume", str(killed), "--steps", "12"), env=_env(),
-                             capture_output=True, text=True, timeout=300, check=False)
+    resumed = subprocess.run(
+        _cli("--resume", str(killed), "--steps", "12"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    run_training(_cfg(data, tmp_path / "straight", steps=12, batch_size=2, ckpt_every=2,
-                      export=False))
+    run_training(
+        _cfg(data, tmp_path / "straight", steps=12, batch_size=2, ckpt_every=2, export=False)
+    )
     a = _state(tmp_path / "straight" / "checkpoints" / "last.ckpt")["state_dict"]
     b = _state(ckpt)["state_dict"]
     for k, v in a.items():

@@ -152,14 +152,42 @@ def test_cli_compress_and_decompress_a_variable_rate_file(vr_weights: Path, tmp_
     src = tmp_path / "in.png"
     _pil(33, 47).save(src)
     out = tmp_path / "in.lic"
-    assert main(["compress", str(src), "-o", str(out), "--weights", str(vr_weights), "--quality", "2",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "compress",
+                str(src),
+                "-o",
+                str(out),
+                "--weights",
+                str(vr_weights),
+                "--quality",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     back = tmp_path / "back.png"
-    assert main(["decompress", str(out), "-o", str(back), "--weights", str(vr_weights),
-                 "--quiet"]) == 0
+    assert (
+        main(["decompress", str(out), "-o", str(back), "--weights", str(vr_weights), "--quiet"])
+        == 0
+    )
     assert Image.open(back).size == (47, 33)
-    assert main(["compress", str(src), "-o", str(tmp_path / "x.lic"), "--weights",
-                 str(vr_weights), "--quiet"]) == 5
+    assert (
+        main(
+            [
+                "compress",
+                str(src),
+                "-o",
+                str(tmp_path / "x.lic"),
+                "--weights",
+                str(vr_weights),
+                "--quiet",
+            ]
+        )
+        == 5
+    )
     assert not (tmp_path / "x.lic").exists()
 
 
@@ -276,10 +304,24 @@ def test_training_from_a_fixed_rate_start(tmp_path: Path) -> None:
     data = _train_dir(tmp_path, [80, 88, 96, 104])
     torch.manual_seed(0)
     start = save_weights(create_model("wacnn-tiny"), tmp_path / "fixed.safetensors")
-    cfg = TrainConfig(model="wacnn-tiny", model_kwargs={"num_rates": RATES}, data=str(data),
-                      out=str(tmp_path / "run"), init=str(start), crop=64, batch_size=4,
-                      steps=3, lr=1e-3, schedule="constant", log_every=1, ckpt_every=3,
-                      val_every=1000, progress="none", threads=1, seed=0)
+    cfg = TrainConfig(
+        model="wacnn-tiny",
+        model_kwargs={"num_rates": RATES},
+        data=str(data),
+        out=str(tmp_path / "run"),
+        init=str(start),
+        crop=64,
+        batch_size=4,
+        steps=3,
+        lr=1e-3,
+        schedule="constant",
+        log_every=1,
+        ckpt_every=3,
+        val_every=1000,
+        progress="none",
+        threads=1,
+        seed=0,
+    )
     result = run_training(cfg)
     assert result.step == 3
     model, meta = load_weights(tmp_path / "run" / "model.safetensors")
@@ -297,7 +339,9 @@ def test_training_from_a_fixed_rate_start(tmp_path: Path) -> None:
     with torch.no_grad():
         ref = model(x, 2)["x_hat"].clamp(0, 1)
     enc = model.compress(x, rate=2)
-    assert torch.equal(model.decompress(enc["strings"], enc["shape"], enc["size"], rate=2)["x_hat"], ref)
+    assert torch.equal(
+        model.decompress(enc["strings"], enc["shape"], enc["size"], rate=2)["x_hat"], ref
+    )
 
 
 def test_files_from_before_variable_rate_load_as_fixed_rate() -> None:
@@ -306,7 +350,10 @@ def test_files_from_before_variable_rate_load_as_fixed_rate() -> None:
     kwargs = dict(get_spec("wacnn-lite").kwargs)
     del kwargs["num_rates"]  # what a file written before variable rate existed holds
     assert model_from_config({"arch": "wacnn-lite", "kwargs": kwargs}).num_rates == 0
-    assert model_from_config({"arch": "wacnn-lite", "kwargs": {**kwargs, "num_rates": 6}}).num_rates == 6
+    assert (
+        model_from_config({"arch": "wacnn-lite", "kwargs": {**kwargs, "num_rates": 6}}).num_rates
+        == 6
+    )
 
 
 def test_init_from_variable_rate_weights_with_other_lambdas(tmp_path: Path) -> None:
@@ -339,10 +386,23 @@ def test_channels_last_training_matches_the_default_layout(tmp_path: Path, name:
     data = _train_dir(tmp_path, [80] * 4)
     models, losses = [], []
     for nhwc in (False, True):
-        cfg = TrainConfig(model=name, data=str(data), out=str(tmp_path / f"run{nhwc}"),
-                          crop=64, batch_size=2, steps=1, lr=1e-5, schedule="constant",
-                          log_every=1, ckpt_every=1, val_every=1000, progress="none",
-                          threads=1, seed=0, channels_last=nhwc)
+        cfg = TrainConfig(
+            model=name,
+            data=str(data),
+            out=str(tmp_path / f"run{nhwc}"),
+            crop=64,
+            batch_size=2,
+            steps=1,
+            lr=1e-5,
+            schedule="constant",
+            log_every=1,
+            ckpt_every=1,
+            val_every=1000,
+            progress="none",
+            threads=1,
+            seed=0,
+            channels_last=nhwc,
+        )
         result = run_training(cfg)
         assert result.step == 1
         losses.append(result.train["loss"])
@@ -365,8 +425,9 @@ def test_init_with_bad_lambdas_is_a_model_error(tmp_path: Path) -> None:
     src = create_model("wacnn-tiny", num_rates=3)
     path = save_weights(src, tmp_path / "vr.safetensors", {"lambdas": [0.004, 0.001, 0.016]})
     with pytest.raises(ModelError, match="increasing"):
-        load_init_weights(create_model("wacnn-tiny", num_rates=3), str(path), "wacnn-tiny",
-                          [0.001, 0.004, 0.016])
+        load_init_weights(
+            create_model("wacnn-tiny", num_rates=3), str(path), "wacnn-tiny", [0.001, 0.004, 0.016]
+        )
 
 
 def test_rate_weights_are_checked_and_steer_the_drawn_rates() -> None:
@@ -374,15 +435,25 @@ def test_rate_weights_are_checked_and_steer_the_drawn_rates() -> None:
     from licodec.train.config import RESUME_MUTABLE, TrainConfig, resolve_config
     from licodec.train.module import LitCompression
 
-    for bad in ([1.0] * 5, [0.0] * 6, [1.0, 1.0, 1.0, 1.0, 1.0, -1.0], [1.0] * 5 + [float("nan")],
-                [1.0] * 5 + [float("inf")], [1e308] * 6, ["x"] * 6, [True] * 6, "1,1,1,1,1,1"):
+    for bad in (
+        [1.0] * 5,
+        [0.0] * 6,
+        [1.0, 1.0, 1.0, 1.0, 1.0, -1.0],
+        [1.0] * 5 + [float("nan")],
+        [1.0] * 5 + [float("inf")],
+        [1e308] * 6,
+        ["x"] * 6,
+        [True] * 6,
+        "1,1,1,1,1,1",
+    ):
         with pytest.raises(InputError, match="rate_weights must be 6 non-negative numbers"):
             cfg = TrainConfig(model="wacnn-lite", data="d", rate_weights=bad)  # type: ignore[arg-type]
             cfg.validate()
     with pytest.raises(InputError, match="rate_weights is for a variable-rate model"):
         TrainConfig(model="wacnn-tiny", data="d", rate_weights=[1.0]).validate()
-    strings = TrainConfig(model="wacnn-lite", data="d", out="o",
-                          rate_weights=["1", 2, "3.5", 0, 1, 1])  # type: ignore[list-item]
+    strings = TrainConfig(
+        model="wacnn-lite", data="d", out="o", rate_weights=["1", 2, "3.5", 0, 1, 1]
+    )  # type: ignore[list-item]
     assert strings.validate().rate_weights == [1.0, 2.0, 3.5, 0.0, 1.0, 1.0]
     # which points get the steps may change on resume (given as --set), what they mean may not
     saved = resolve_config(flags={"model": "wacnn-lite", "data": "d", "out": "o"}).to_dict()
@@ -396,8 +467,13 @@ def test_rate_weights_are_checked_and_steer_the_drawn_rates() -> None:
     assert "rate_weights" in RESUME_MUTABLE
 
     def drawn(weights: list[float] | None) -> torch.Tensor:
-        cfg = TrainConfig(model="wacnn-tiny", model_kwargs={"num_rates": 3}, data="d", out="o",
-                          rate_weights=weights).validate()
+        cfg = TrainConfig(
+            model="wacnn-tiny",
+            model_kwargs={"num_rates": 3},
+            data="d",
+            out="o",
+            rate_weights=weights,
+        ).validate()
         torch.manual_seed(0)
         return LitCompression(create_model("wacnn-tiny", num_rates=3), cfg)._draw_rates(30_000)
 

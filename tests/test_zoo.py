@@ -22,9 +22,16 @@ def fake_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for q in (2, 4):
         save_weights(model, tmp_path / f"t{q}.safetensors", {"lambda": 0.01 * q, "quality": q})
         items.append(
-            {"name": f"wacnn-tiny-q{q}", "arch": "wacnn-tiny", "quality": q, "file": f"t{q}.safetensors",
-             "lambda": 0.01 * q, "default": q == 4, "kodak": {"bpp": 0.1 * q, "psnr": 25.0 + q},
-             "steps": 12500 * q}
+            {
+                "name": f"wacnn-tiny-q{q}",
+                "arch": "wacnn-tiny",
+                "quality": q,
+                "file": f"t{q}.safetensors",
+                "lambda": 0.01 * q,
+                "default": q == 4,
+                "kodak": {"bpp": 0.1 * q, "psnr": 25.0 + q},
+                "steps": 12500 * q,
+            }
         )
     (tmp_path / "index.json").write_text(json.dumps({"weights": items}))
     monkeypatch.setattr(pretrained, "_weights_dir", lambda: tmp_path)
@@ -101,9 +108,11 @@ def test_half_storage_halves_the_file_and_loads_the_same_model(tmp_path: Path) -
     full = save_weights(model, tmp_path / "full.safetensors")
     half = save_weights(model, tmp_path / "half.safetensors", half=True)  # rounds `model`
     # the coder tables (int32, the same in both) aside, the file is about half as large
-    tables = sum(v.numel() * v.element_size() for k, v in model.state_dict().items()
-                 if k.rsplit(".", 1)[-1] in ("_quantized_cdf", "_offset", "_cdf_length",
-                                             "scale_table"))
+    tables = sum(
+        v.numel() * v.element_size()
+        for k, v in model.state_dict().items()
+        if k.rsplit(".", 1)[-1] in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+    )
     assert tables > 0
     assert half.stat().st_size - tables < 0.62 * (full.stat().st_size - tables)
     loaded, meta = load_weights(half)  # the digest check passes: same float32 values
@@ -128,9 +137,15 @@ def versioned_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from licodec.zoo.weights import read_config
 
     items = [
-        {"name": f"wacnn-tiny-v{v}-q3", "arch": "wacnn-tiny", "version": v, "quality": 3,
-         "file": f"wt-v{v}.safetensors", "default": v == 2,
-         "digest": read_config(tmp_path / f"wt-v{v}.safetensors")["digest"]}
+        {
+            "name": f"wacnn-tiny-v{v}-q3",
+            "arch": "wacnn-tiny",
+            "version": v,
+            "quality": 3,
+            "file": f"wt-v{v}.safetensors",
+            "default": v == 2,
+            "digest": read_config(tmp_path / f"wt-v{v}.safetensors")["digest"],
+        }
         for v in (1, 2)
     ]
     (tmp_path / "index.json").write_text(json.dumps({"weights": items}))
@@ -157,8 +172,16 @@ def test_files_of_every_released_version_keep_decoding(versioned_zoo: Path) -> N
     # Retiring v1 (its file leaves the package) names the commit and the --weights to pass
     index = json.loads((versioned_zoo / "index.json").read_text())
     v1 = index["weights"].pop(0)
-    index["retired"] = [{"arch": "wacnn-tiny", "version": 1, "digest": v1["digest"],
-                         "steps": 1234, "file": v1["file"], "commit": "abc1234"}]
+    index["retired"] = [
+        {
+            "arch": "wacnn-tiny",
+            "version": 1,
+            "digest": v1["digest"],
+            "steps": 1234,
+            "file": v1["file"],
+            "commit": "abc1234",
+        }
+    ]
     (versioned_zoo / "index.json").write_text(json.dumps(index))
     keep = versioned_zoo / "kept-v1.safetensors"
     (versioned_zoo / v1["file"]).rename(keep)

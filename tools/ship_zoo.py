@@ -32,8 +32,11 @@ ZOO = Path(__file__).resolve().parents[1] / "src" / "licodec" / "zoo" / "weights
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("weights", help="weights file written by licodec train")
-    p.add_argument("--eval", required=True,
-                   help="licodec eval JSON of the shipped file (made with --kodak if absent)")
+    p.add_argument(
+        "--eval",
+        required=True,
+        help="licodec eval JSON of the shipped file (made with --kodak if absent)",
+    )
     p.add_argument("--kodak", help="Kodak folder, to evaluate the shipped file")
     p.add_argument("--half", action="store_true", help="store large tensors as float16")
     p.add_argument("--file", required=True, help="file name inside the zoo")
@@ -41,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--command", action="append", default=[], help="training command (repeatable)")
     p.add_argument("--hardware", required=True)
     p.add_argument("--hours", type=float, required=True, help="training wall-clock hours")
-    p.add_argument("--prior-steps", type=int, default=0,
-                   help="steps of the run these weights were initialised from (--init)")
+    p.add_argument(
+        "--prior-steps",
+        type=int,
+        default=0,
+        help="steps of the run these weights were initialised from (--init)",
+    )
     p.add_argument("--zoo", type=Path, default=ZOO, help="zoo folder (default: the package's)")
     args = p.parse_args(argv)
     zoo: Path = args.zoo
@@ -58,16 +65,30 @@ def main(argv: list[str] | None = None) -> int:
     index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
     dest = zoo / args.file
     if dest.exists() or any(e["file"] == args.file for e in index.get("weights", [])):
-        raise SystemExit(f"{args.file} is a released file, and released weights are frozen: "
-                         "ship these as a new --file (the next version)")
+        raise SystemExit(
+            f"{args.file} is a released file, and released weights are frozen: "
+            "ship these as a new --file (the next version)"
+        )
     staged = zoo / (args.file + ".staged")  # becomes `dest` only once everything checks out
     own = {"format", "arch", "kwargs", "digest", "storage"}
     save_weights(model, staged, {k: v for k, v in config.items() if k not in own}, half=args.half)
     _, config = load_weights(staged)
     print(f"wrote {staged} (digest {config['digest']})")
     if args.kodak:
-        rc = licodec_main(["eval", args.kodak, "--weights", str(staged), "-o", args.eval,
-                           "--dataset", "kodak", "--name", f"licodec {config['arch']}"])
+        rc = licodec_main(
+            [
+                "eval",
+                args.kodak,
+                "--weights",
+                str(staged),
+                "-o",
+                args.eval,
+                "--dataset",
+                "kodak",
+                "--name",
+                f"licodec {config['arch']}",
+            ]
+        )
         if rc:
             return rc
     arch = str(config["arch"])
@@ -80,16 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     points = res.meta.get("points", [])
     digests = {pt.get("digest") for pt in points}
     if digests != {config["digest"]}:
-        raise SystemExit(f"{args.eval} was not made with {staged} (digest differs); "
-                         "give --kodak to evaluate it")
+        raise SystemExit(
+            f"{args.eval} was not made with {staged} (digest differs); give --kodak to evaluate it"
+        )
     if res.meta.get("mode") != "real" or not res.meta.get("complete", True):
         raise SystemExit(f"{args.eval} is not a complete evaluation with real files")
     kodak: dict[int, dict[str, float]] = {}
     r = res.results
     for i, pt in enumerate(points):
         q = int(pt["quality"] if pt.get("quality") is not None else qualities[0])
-        kodak[q] = {"bpp": round(r["bpp"][i], 4), "psnr": round(r["psnr-rgb"][i], 3),
-                    "ms_ssim": round(r["ms-ssim-rgb"][i], 5)}
+        kodak[q] = {
+            "bpp": round(r["bpp"][i], 4),
+            "psnr": round(r["psnr-rgb"][i], 3),
+            "ms_ssim": round(r["ms-ssim-rgb"][i], 5),
+        }
     missing = [q for q in qualities if q not in kodak]
     if missing:
         raise SystemExit(f"{args.eval} has no result for qualities {missing}")
@@ -117,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": config.get("data"),
             "crop": config.get("crop"),
             "batch_size": config.get("batch_size"),
-            "training": {"hardware": args.hardware, "hours": args.hours,
-                         "commands": args.command},
+            "training": {"hardware": args.hardware, "hours": args.hours, "commands": args.command},
             "kodak": kodak[q],
         }
         if q == default_q:
@@ -130,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(index_path)
     size = (zoo / args.file).stat().st_size / 1e6
-    print(f"shipped {args.file} ({size:.1f} MB, {arch}-v{version}, qualities {qualities}); "
-          f"{len(items)} zoo entries")
+    print(
+        f"shipped {args.file} ({size:.1f} MB, {arch}-v{version}, qualities {qualities}); "
+        f"{len(items)} zoo entries"
+    )
     del model
     return 0
 

@@ -28,14 +28,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("evals", nargs="+", help="licodec eval outputs")
     ap.add_argument("--baselines", required=True, help="folder of licodec baselines outputs")
     ap.add_argument("--method", default="pchip", choices=("pchip", "cubic"))
-    ap.add_argument("--points", metavar="ANCHOR",
-                    help="also list each point's PSNR gap to this anchor at the same bpp "
-                    "(e.g. jpeg; the anchor interpolated linearly in bpp): does a model beat "
-                    "it at every rate, not just on average")
+    ap.add_argument(
+        "--points",
+        metavar="ANCHOR",
+        help="also list each point's PSNR gap to this anchor at the same bpp "
+        "(e.g. jpeg; the anchor interpolated linearly in bpp): does a model beat "
+        "it at every rate, not just on average",
+    )
     args = ap.parse_args(argv)
 
     base = Path(args.baselines)
-    anchors = [(n, load_results(base / f"{n}.json")) for n in ANCHORS if (base / f"{n}.json").is_file()]
+    anchors = [
+        (n, load_results(base / f"{n}.json")) for n in ANCHORS if (base / f"{n}.json").is_file()
+    ]
     anchors.append(("VTM (published)", load_published("vtm")))
     notes = []
 
@@ -74,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         for c in curves:
             for bpp, q in zip(*c.points("psnr")):
                 if bpp < rb[lo] and q > rq[lo]:  # dominated: more bits and less quality
-                    print(f"| {c.name} | {bpp:.3f} | {q:.2f} | below its range; its lowest "
-                          f"point is {rb[lo]:.3f} bpp at {rq[lo]:.2f} dB | ahead |")
+                    print(
+                        f"| {c.name} | {bpp:.3f} | {q:.2f} | below its range; its lowest "
+                        f"point is {rb[lo]:.3f} bpp at {rq[lo]:.2f} dB | ahead |"
+                    )
                     continue
                 if not rb.min() <= bpp <= rb.max():
                     print(f"| {c.name} | {bpp:.3f} | {q:.2f} | outside its range | |")

@@ -35,9 +35,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("image", metavar="IMAGE", help="image file")
     parser.add_argument("-o", "--output", required=True, help="figure to write (.png, .pdf, .svg)")
-    parser.add_argument(
-        "--bpp", type=positive_float, help="target rate in bits per pixel"
-    )
+    parser.add_argument("--bpp", type=positive_float, help="target rate in bits per pixel")
     parser.add_argument(
         "--model",
         metavar="NAME",

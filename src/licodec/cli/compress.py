@@ -94,7 +94,10 @@ def register(subparsers: Any) -> None:
         "text; default), icc (the colour profile only) or none",
     )
     meta.add_argument(
-        "--strip", dest="keep_metadata", action="store_const", const="none",
+        "--strip",
+        dest="keep_metadata",
+        action="store_const",
+        const="none",
         help="carry no metadata (same as --keep-metadata none)",
     )
     parser.add_argument(

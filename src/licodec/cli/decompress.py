@@ -38,9 +38,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     add_device_option(parser)
     add_threads_option(parser)
-    parser.add_argument(
-        "--quiet", action="store_true", help="no progress bar or per-image lines"
-    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     parser.set_defaults(func=run)
 
 

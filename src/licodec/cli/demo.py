@@ -42,17 +42,28 @@ def test_picture(width: int = 768, height: int = 512) -> Any:
 
     rng = np.random.default_rng(2026)
     yy = np.mgrid[0:height, 0:width][0].astype(np.float32)
-    sky = np.stack(
-        [90 + 80 * yy / height, 140 + 60 * yy / height, 230 - 40 * yy / height], axis=-1
-    )
+    sky = np.stack([90 + 80 * yy / height, 140 + 60 * yy / height, 230 - 40 * yy / height], axis=-1)
     img = Image.fromarray(sky.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
-    draw.polygon([(0, height), (width * 0.35, height * 0.45), (width * 0.7, height)], fill=(70, 95, 60))
-    draw.polygon([(width * 0.4, height), (width * 0.75, height * 0.35), (width, height * 0.8), (width, height)], fill=(95, 105, 80))
+    draw.polygon(
+        [(0, height), (width * 0.35, height * 0.45), (width * 0.7, height)], fill=(70, 95, 60)
+    )
+    draw.polygon(
+        [
+            (width * 0.4, height),
+            (width * 0.75, height * 0.35),
+            (width, height * 0.8),
+            (width, height),
+        ],
+        fill=(95, 105, 80),
+    )
     draw.ellipse([width * 0.78, height * 0.08, width * 0.9, height * 0.26], fill=(250, 235, 170))
     for _i in range(12):
         x0 = int(rng.integers(0, width - 60))
-        draw.rectangle([x0, int(height * 0.82), x0 + 40, height], fill=tuple(int(v) for v in rng.integers(40, 220, 3)))
+        draw.rectangle(
+            [x0, int(height * 0.82), x0 + 40, height],
+            fill=tuple(int(v) for v in rng.integers(40, 220, 3)),
+        )
     arr = np.asarray(img.filter(ImageFilter.GaussianBlur(1.2))).astype(np.float32)
     grass = rng.normal(0, 9, (height, width, 1)) * (yy[..., None] > height * 0.6)
     return Image.fromarray((arr + grass).clip(0, 255).astype(np.uint8))

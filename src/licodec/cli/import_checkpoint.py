@@ -23,9 +23,16 @@ def register(sub: Any) -> None:
     )
     p.add_argument("input", help="authors' checkpoint (.pth.tar / .pth)")
     p.add_argument("output", help="output .safetensors file")
-    p.add_argument("--arch", required=True, help="registered model id: wacnn, stf, tcm-s, tcm-m, tcm-l")
-    p.add_argument("--lambda", dest="lmbda", type=positive_float, default=None,
-                   help="training lambda, if known")
+    p.add_argument(
+        "--arch", required=True, help="registered model id: wacnn, stf, tcm-s, tcm-m, tcm-l"
+    )
+    p.add_argument(
+        "--lambda",
+        dest="lmbda",
+        type=positive_float,
+        default=None,
+        help="training lambda, if known",
+    )
     p.add_argument("--metric", choices=("mse", "ms-ssim"), default="mse")
     p.add_argument("--quality", type=quality, default=None, help="quality index, if known")
     p.add_argument("-f", "--force", action="store_true", help="overwrite the output")

@@ -58,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if not curves and not published:
         raise InputError("nothing to plot: give results files and/or --published names")
     skipped = plot_rd(
-        curves, args.output, metric=args.metric, published=published, title=args.title,
+        curves,
+        args.output,
+        metric=args.metric,
+        published=published,
+        title=args.title,
         xlim=args.xlim,
     )
     for name in skipped:

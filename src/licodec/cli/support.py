@@ -205,8 +205,11 @@ def _bar_format(unit: str) -> str:
     # Counts and times, no rate: a tile or an image takes seconds, and tqdm's rate
     # over a bar created after the first step (LazyBar) or updated by assignment
     # is meaningless.
-    return ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} " + unit
-            + "s [{elapsed}<{remaining}]")
+    return (
+        "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+        + unit
+        + "s [{elapsed}<{remaining}]"
+    )
 
 
 def _new_bar(total: int, desc: str, unit: str, initial: int = 0) -> Any:

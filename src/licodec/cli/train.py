@@ -21,13 +21,32 @@ examples:
 
 # flag dest -> config key
 _FLAG_KEYS = {
-    "model": "model", "quality": "quality", "data": "data", "val": "val", "out": "out",
-    "metric": "metric", "lmbda": "lmbda", "steps": "steps", "batch_size": "batch_size",
-    "crop": "crop", "lr": "lr", "schedule": "schedule", "workers": "workers",
-    "devices": "devices", "num_nodes": "num_nodes", "strategy": "strategy",
-    "precision": "precision", "accumulate": "accumulate", "accelerator": "accelerator",
-    "ckpt_every": "ckpt_every", "log_every": "log_every", "val_every": "val_every",
-    "val_images": "val_images", "seed": "seed", "threads": "threads", "progress": "progress",
+    "model": "model",
+    "quality": "quality",
+    "data": "data",
+    "val": "val",
+    "out": "out",
+    "metric": "metric",
+    "lmbda": "lmbda",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "crop": "crop",
+    "lr": "lr",
+    "schedule": "schedule",
+    "workers": "workers",
+    "devices": "devices",
+    "num_nodes": "num_nodes",
+    "strategy": "strategy",
+    "precision": "precision",
+    "accumulate": "accumulate",
+    "accelerator": "accelerator",
+    "ckpt_every": "ckpt_every",
+    "log_every": "log_every",
+    "val_every": "val_every",
+    "val_images": "val_images",
+    "seed": "seed",
+    "threads": "threads",
+    "progress": "progress",
     "init": "init",
 }
 
@@ -45,36 +64,51 @@ def register(subparsers: Any) -> None:
     )
     g = p.add_argument_group("what to train")
     g.add_argument("--model", "-m", help="registered model name (see `licodec zoo`)")
-    g.add_argument("--quality", "-q", type=int_range(1, 6),
-                   help="quality 1..6: picks λ from the recipe")
+    g.add_argument(
+        "--quality", "-q", type=int_range(1, 6), help="quality 1..6: picks λ from the recipe"
+    )
     g.add_argument("--metric", choices=("mse", "ms-ssim"), help="distortion (default mse)")
     g.add_argument("--lambda", dest="lmbda", type=positive_float, help="override λ")
-    g.add_argument("--init", metavar="WEIGHTS",
-                   help="start from these weights (.safetensors, trainer .ckpt or run dir)")
+    g.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="start from these weights (.safetensors, trainer .ckpt or run dir)",
+    )
     g = p.add_argument_group("data and output")
     g.add_argument("--data", metavar="DIR", help="folder tree of training images")
     g.add_argument("--val", metavar="DIR", help="held-out images for validation (real bpp)")
-    g.add_argument("--val-images", type=positive_int, metavar="N",
-                   help="use the first N (default 4)")
-    g.add_argument("--out", "-o", metavar="RUN_DIR",
-                   help="run directory (default runs/MODEL-METRIC-qQ)")
+    g.add_argument(
+        "--val-images", type=positive_int, metavar="N", help="use the first N (default 4)"
+    )
+    g.add_argument(
+        "--out", "-o", metavar="RUN_DIR", help="run directory (default runs/MODEL-METRIC-qQ)"
+    )
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    g.add_argument("--auto-resume", action="store_true",
-                   help="continue the run in --out if it exists, else start it (for job "
-                   "scripts that may run again: SLURM requeue, torchrun restarts)")
+    g.add_argument(
+        "--auto-resume",
+        action="store_true",
+        help="continue the run in --out if it exists, else start it (for job "
+        "scripts that may run again: SLURM requeue, torchrun restarts)",
+    )
     g.add_argument("--config", metavar="FILE", help="YAML file of settings")
-    g.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any setting (repeatable)")
-    g.add_argument("--print-config", action="store_true",
-                   help="print the resolved settings and exit")
+    g.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any setting (repeatable)",
+    )
+    g.add_argument(
+        "--print-config", action="store_true", help="print the resolved settings and exit"
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=positive_int, help="optimizer steps in total")
     g.add_argument("--batch-size", "-b", type=positive_int, help="crops per device and step")
     g.add_argument("--crop", type=positive_int, help="random crop size (default 256)")
     g.add_argument("--lr", type=positive_float, help="main learning rate (default 1e-4)")
     g.add_argument("--schedule", choices=("step", "plateau", "cosine", "constant"))
-    g.add_argument("--accumulate", type=positive_int,
-                   help="gradient accumulation (micro-batches)")
+    g.add_argument("--accumulate", type=positive_int, help="gradient accumulation (micro-batches)")
     g.add_argument("--seed", type=non_negative_int)
     g = p.add_argument_group("hardware and scale-out")
     g.add_argument("--accelerator", choices=("auto", "cpu", "gpu"))
@@ -85,11 +119,9 @@ def register(subparsers: Any) -> None:
     g.add_argument("--workers", type=non_negative_int, help="data-loader worker processes")
     g.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
     g = p.add_argument_group("logging and checkpoints")
-    g.add_argument("--ckpt-every", type=positive_int, metavar="N",
-                   help="checkpoint every N steps")
+    g.add_argument("--ckpt-every", type=positive_int, metavar="N", help="checkpoint every N steps")
     g.add_argument("--log-every", type=positive_int, metavar="N", help="log every N steps")
-    g.add_argument("--val-every", type=positive_int, metavar="N",
-                   help="validate every N steps")
+    g.add_argument("--val-every", type=positive_int, metavar="N", help="validate every N steps")
     g.add_argument("--progress", choices=("auto", "bar", "log", "none"))
     p.set_defaults(func=run)
 
@@ -110,15 +142,25 @@ def resolve(args: argparse.Namespace) -> tuple[Any, bool]:
         if args.out and Path(args.out).resolve() != run_dir.resolve():
             raise InputError("--out and --resume name different run directories")
         flags["out"] = str(run_dir)
-        cfg = resolve_config(flags=flags, yaml_file=args.config, sets=args.sets,
-                             resume_from=load_yaml(saved))
+        cfg = resolve_config(
+            flags=flags, yaml_file=args.config, sets=args.sets, resume_from=load_yaml(saved)
+        )
         return cfg, True
-    cfg = resolve_config(flags=flags, yaml_file=args.config, sets=args.sets,
-                         default_out=lambda c: f"runs/{c.model}-{c.metric}"
-                         + ("" if c.num_rates else f"-q{c.quality}"))
+    cfg = resolve_config(
+        flags=flags,
+        yaml_file=args.config,
+        sets=args.sets,
+        default_out=lambda c: (
+            f"runs/{c.model}-{c.metric}" + ("" if c.num_rates else f"-q{c.quality}")
+        ),
+    )
     if args.auto_resume and (Path(cfg.out) / "config.yaml").exists():
-        return resolve_config(flags=flags, yaml_file=args.config, sets=args.sets,
-                              resume_from=load_yaml(Path(cfg.out) / "config.yaml")), True
+        return resolve_config(
+            flags=flags,
+            yaml_file=args.config,
+            sets=args.sets,
+            resume_from=load_yaml(Path(cfg.out) / "config.yaml"),
+        ), True
     return cfg, False
 
 
@@ -143,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
     if result.is_global_zero:
         line = f"trained {cfg.model} to step {result.step} in {result.seconds / 60:.1f} min"
         if result.val:
-            line += (f"; validation {result.val['val_bpp']:.4f} bpp, "
-                     f"{result.val['val_psnr']:.2f} dB")
+            line += f"; validation {result.val['val_bpp']:.4f} bpp, {result.val['val_psnr']:.2f} dB"
         print(line)
         if result.weights:
             print(f"weights: {result.weights}")

@@ -114,13 +114,24 @@ def run(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "architectures": [
-                        {"name": s.name, "description": s.description, "paper": s.paper,
-                         "shipped_weights": s.name in {e.arch for e in shipped}}
+                        {
+                            "name": s.name,
+                            "description": s.description,
+                            "paper": s.paper,
+                            "shipped_weights": s.name in {e.arch for e in shipped},
+                        }
                         for s in archs
                     ],
                     "weights": [
-                        {"name": e.name, "arch": e.arch, "quality": e.quality, "metric": e.metric,
-                         "lambda": e.lmbda, "default": e.default, **e.info}
+                        {
+                            "name": e.name,
+                            "arch": e.arch,
+                            "quality": e.quality,
+                            "metric": e.metric,
+                            "lambda": e.lmbda,
+                            "default": e.default,
+                            **e.info,
+                        }
                         for e in shipped
                     ],
                 },
@@ -137,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
     print(_weights_note(sorted(shipped_archs), [s.name for s in archs]))
     print()
     if not shipped:
-        print("Shipped weights: none installed (pass --weights FILE, or train with `licodec train`).")
+        print(
+            "Shipped weights: none installed (pass --weights FILE, or train with `licodec train`)."
+        )
         return 0
     print("Shipped weights (licodec compress --model NAME --quality Q; no flags: the default):")
     for e in shipped:
@@ -147,8 +160,9 @@ def run(args: argparse.Namespace) -> int:
         lam = f"λ={e.lmbda}" if e.lmbda is not None else ""
         steps = e.info.get("steps")
         trained = f"{steps:,} steps" if isinstance(steps, int) else "steps unknown"
-        print(f"  {e.name:18} {e.tag:14} q{e.quality} {e.metric:7} {lam:10} {trained:14} "
-              f"{res}{mark}")
+        print(
+            f"  {e.name:18} {e.tag:14} q{e.quality} {e.metric:7} {lam:10} {trained:14} {res}{mark}"
+        )
     return 0
 
 
@@ -168,8 +182,10 @@ def _weights_note(shipped: list[str], archs: list[str]) -> str:
     if full:
         lines += [
             f"  or convert the authors' published checkpoints of {', '.join(full)}:",
-            ("    licodec import-checkpoint --arch NAME CHECKPOINT.pth.tar NAME.safetensors "
-             "--lambda L"),
+            (
+                "    licodec import-checkpoint --arch NAME CHECKPOINT.pth.tar NAME.safetensors "
+                "--lambda L"
+            ),
             "    licodec compress photo.png --weights NAME.safetensors",
         ]
     return "\n".join(lines)

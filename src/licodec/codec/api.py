@@ -347,10 +347,19 @@ def _check_before_loading(c: Container, budget: int) -> None:
         spec = get_spec(c.model_id)
     except KeyError:
         return  # unknown: _decoder_for says so
-    pad, y_stride = getattr(spec.builder, "pad_multiple", None), getattr(spec.builder, "y_stride", None)
+    pad, y_stride = (
+        getattr(spec.builder, "pad_multiple", None),
+        getattr(spec.builder, "y_stride", None),
+    )
     if isinstance(pad, int) and isinstance(y_stride, int) and pad > 0 and y_stride > 0:
-        check_geometry(c, c.model_id, pad, 4 * y_stride, budget,
-                       spec.memory_per_pixel or UNKNOWN_MEMORY_PER_PIXEL)
+        check_geometry(
+            c,
+            c.model_id,
+            pad,
+            4 * y_stride,
+            budget,
+            spec.memory_per_pixel or UNKNOWN_MEMORY_PER_PIXEL,
+        )
 
 
 _GEOMETRIES: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], ModelGeometry]] = (
@@ -364,8 +373,11 @@ def _geometry(lm: LoadedModel) -> ModelGeometry:
     Cached per module until its coder tables change (``update()`` replaces them).
     """
     m = lm.module
-    tables = [getattr(getattr(m, e, None), t, None) for e in ("gaussian_conditional",
-              "entropy_bottleneck") for t in ("_quantized_cdf", "_cdf_length")]
+    tables = [
+        getattr(getattr(m, e, None), t, None)
+        for e in ("gaussian_conditional", "entropy_bottleneck")
+        for t in ("_quantized_cdf", "_cdf_length")
+    ]
     key = (lm.arch, *((id(t), getattr(t, "_version", 0)) for t in tables))
     try:
         cached = _GEOMETRIES.get(m)
@@ -657,8 +669,18 @@ class Codec:
                 )
 
             def size_at(c: int) -> int:
-                return len(serialise(self._assemble(src, lm, grid, c, self._code_tiles(
-                    src, lm, grid, c, 0, 0.0, False, None, None), alpha)))
+                return len(
+                    serialise(
+                        self._assemble(
+                            src,
+                            lm,
+                            grid,
+                            c,
+                            self._code_tiles(src, lm, grid, c, 0, 0.0, False, None, None),
+                            alpha,
+                        )
+                    )
+                )
 
             found = search_size(size_at, target, start=code)
             code = found.code
@@ -666,14 +688,25 @@ class Codec:
                 # Refinement makes files smaller at one quality: search again, refined,
                 # starting where the plain sizes say the refined one will land.
                 def refined_size(c: int) -> int:
-                    return len(serialise(self._assemble(
-                        src, lm, grid, c, refined(c, step_progress), alpha)))
+                    return len(
+                        serialise(
+                            self._assemble(src, lm, grid, c, refined(c, step_progress), alpha)
+                        )
+                    )
 
                 code = search_size(refined_size, target, start=code).code
         if steps:
             lmbda = lm.lambda_at(code)
         coded = self._code_tiles(
-            src, lm, grid, code, steps, lmbda, True, progress, step_progress,
+            src,
+            lm,
+            grid,
+            code,
+            steps,
+            lmbda,
+            True,
+            progress,
+            step_progress,
             keep_reconstruction,
         )
         container = self._assemble(src, lm, grid, code, coded, alpha)
@@ -760,13 +793,15 @@ class Codec:
                 if steps:
                     from licodec.entropy.refine import refine_latents
 
-                    r = refine_latents(model, xt, lmbda, steps, rate=rate.get("rate"),
-                                       progress=stepped)
+                    r = refine_latents(
+                        model, xt, lmbda, steps, rate=rate.get("rate"), progress=stepped
+                    )
                     latents = (r.y, r.z)
                     done_steps += steps
                 with torch.inference_mode():
-                    out = model.compress(xt, **rate, portable=self.portable,
-                                         reconstruct=reconstruct, latents=latents)
+                    out = model.compress(
+                        xt, **rate, portable=self.portable, reconstruct=reconstruct, latents=latents
+                    )
                 strings = out["strings"]
                 shape = tuple(int(s) for s in out["shape"])
                 if (
@@ -803,8 +838,13 @@ class Codec:
         return _Coded(records, crc, sse, recon)
 
     def _assemble(
-        self, src: Any, lm: LoadedModel, grid: tuple[int, int] | None, code: int | None,
-        coded: _Coded, alpha: tuple[Any, bytes] | None,
+        self,
+        src: Any,
+        lm: LoadedModel,
+        grid: tuple[int, int] | None,
+        code: int | None,
+        coded: _Coded,
+        alpha: tuple[Any, bytes] | None,
     ) -> Container:
         """The container of ``coded`` tiles (what :func:`serialise` writes)."""
         quality, rate_code = lm.quality, None
@@ -925,8 +965,12 @@ class Codec:
             for i, ((x, y, w, h), t) in enumerate(zip(rects, c.tiles)):
                 try:
                     dec = model.decompress(
-                        [[s] for s in reversed(t.streams)], t.z_shape, (h, w), rate.get("rate"),
-                        portable=c.portable, coder=c.coder,
+                        [[s] for s in reversed(t.streams)],
+                        t.z_shape,
+                        (h, w),
+                        rate.get("rate"),
+                        portable=c.portable,
+                        coder=c.coder,
                     )
                 except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
                     if c.version >= 2 and not c.portable:
@@ -954,14 +998,20 @@ class Codec:
                     progress(i + 1, len(rects))
         if crc != c.check_crc:
             if c.version < 2:
-                hint = ("it was written by licodec 0.1 on a machine whose float arithmetic differs "
-                        "from this one's, or it was altered")
+                hint = (
+                    "it was written by licodec 0.1 on a machine whose float arithmetic differs "
+                    "from this one's, or it was altered"
+                )
             elif c.portable:
-                hint = ("the file was altered, or this machine computes the model's coder tables "
-                        "or float64 arithmetic differently from the encoder's")
+                hint = (
+                    "the file was altered, or this machine computes the model's coder tables "
+                    "or float64 arithmetic differently from the encoder's"
+                )
             else:
-                hint = ("it was coded without --portable on a machine whose float arithmetic "
-                        "differs from this one's, or it was altered")
+                hint = (
+                    "it was coded without --portable on a machine whose float arithmetic "
+                    "differs from this one's, or it was altered"
+                )
             raise ModelError(
                 f"decoding does not reproduce the encoder's latents (decode checksum mismatch): {hint}"
             )

@@ -380,9 +380,7 @@ def _chunks_of(c: Container) -> list[tuple[int, bytes]]:
     return out
 
 
-def _read_chunks(
-    body: memoryview, pos: int, end: int, c: dict[str, object], version: int
-) -> int:
+def _read_chunks(body: memoryview, pos: int, end: int, c: dict[str, object], version: int) -> int:
     """Parse a version-3 chunk list at ``pos`` into ``c``'s fields; returns the new pos."""
     count, pos = decode_varint(body, pos, "chunk count", MAX_CHUNKS)
     if count == 0:
@@ -422,12 +420,15 @@ def _read_chunks(
         elif kind == Chunk.STREAMS and version >= 5:
             count, used = decode_varint(data, 0, "streams per tile", MAX_STREAMS)
             if used != len(data) or count in (0, 2):
-                raise FormatError("streams chunk must hold one count, 1 or 3.."
-                                  f"{MAX_STREAMS} (2 is the default and not written)")
+                raise FormatError(
+                    "streams chunk must hold one count, 1 or 3.."
+                    f"{MAX_STREAMS} (2 is the default and not written)"
+                )
             c["_streams"] = count
         elif kind & _CRITICAL:
-            raise FormatError(f"file needs chunk type {kind}, which this licodec does not "
-                              "know; upgrade licodec")
+            raise FormatError(
+                f"file needs chunk type {kind}, which this licodec does not know; upgrade licodec"
+            )
         # other unknown chunks are ancillary: skipped
     return pos
 
@@ -585,8 +586,7 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
             raise FormatError(f"tile {i} latent shape {zh}x{zw} is empty")
         lengths = []
         for j in range(n_streams - (1 if i == len(rects) - 1 else 0)):
-            length, pos = decode_varint(body, pos, f"tile {i} {names[j]} stream length",
-                                        end - pos)
+            length, pos = decode_varint(body, pos, f"tile {i} {names[j]} stream length", end - pos)
             lengths.append(length)
         entries.append((zh, zw, lengths))
     if pos + 4 > end:

@@ -40,9 +40,14 @@ _CHUNK = 1 << 20
 
 def _kind(mode: int) -> str | None:
     """What a non-regular file is, for messages (None for a regular file)."""
-    for test, name in ((stat.S_ISREG, None), (stat.S_ISDIR, "a directory"),
-                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISREG, None),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -53,8 +58,10 @@ def _refuse_special(path: str, mode: int) -> None:
     if kind == "a directory":
         raise InputError(f"{path}: is a directory")
     if kind is not None:
-        raise InputError(f"{path}: is {kind}, not a regular file (to read a stream, pass '-' "
-                         "and redirect it to stdin)")
+        raise InputError(
+            f"{path}: is {kind}, not a regular file (to read a stream, pass '-' "
+            "and redirect it to stdin)"
+        )
 
 
 def check_input(path: str) -> None:
@@ -75,8 +82,10 @@ def check_input(path: str) -> None:
 def _too_large(name: str, max_bytes: int) -> InputError:
     from licodec.codec.limits import format_size
 
-    return InputError(f"{name}: input is larger than the limit of {format_size(max_bytes)} "
-                      "(raise it with --max-input)")
+    return InputError(
+        f"{name}: input is larger than the limit of {format_size(max_bytes)} "
+        "(raise it with --max-input)"
+    )
 
 
 def _read_bounded(f: BinaryIO, name: str, max_bytes: int) -> bytes:

@@ -72,7 +72,9 @@ def is_standard_srgb(icc: bytes) -> bool:
     """
     ref = srgb_profile()
     return len(icc) == len(ref) and (icc[:24], icc[36:84], icc[100:]) == (
-        ref[:24], ref[36:84], ref[100:]
+        ref[:24],
+        ref[36:84],
+        ref[100:],
     )
 
 
@@ -204,7 +206,7 @@ def _metadata(
     """EXIF, XMP and the PNG text chunks ``text_keys`` of an orientation-corrected image."""
     exif = img.info.get("exif")
     if isinstance(exif, bytes) and exif.startswith(_EXIF_PREFIX):
-        exif = exif[len(_EXIF_PREFIX):]
+        exif = exif[len(_EXIF_PREFIX) :]
     xmp = img.info.get("xmp")
     text: list[tuple[str, str]] = []
     for k in text_keys:
@@ -452,8 +454,10 @@ def output_format(path: str) -> str:
     fmt = "PNG" if not ext else exts.get(ext)
     if fmt is None or fmt not in Image.SAVE:
         hint = " (.lic is what compress writes)" if ext == ".lic" else ""
-        raise OutputError(f"cannot write {path}: unknown image format {ext!r}{hint}; "
-                          "use .png, .webp, .tif, .bmp or .jpg")
+        raise OutputError(
+            f"cannot write {path}: unknown image format {ext!r}{hint}; "
+            "use .png, .webp, .tif, .bmp or .jpg"
+        )
     return fmt
 
 
@@ -468,8 +472,10 @@ def encode_image(img: Image.Image, path: str, notices: list[str] | None = None) 
     fmt = output_format(path)
     params, dropped = _save_params(img, fmt)
     if dropped and notices is not None:
-        notices.append(f"{fmt} cannot hold the image's {' and '.join(dropped)}; dropped "
-                       "(PNG keeps all metadata)")
+        notices.append(
+            f"{fmt} cannot hold the image's {' and '.join(dropped)}; dropped "
+            "(PNG keeps all metadata)"
+        )
     if fmt in ("JPEG", "WEBP"):
         params["quality"] = 95
     buf = io.BytesIO()

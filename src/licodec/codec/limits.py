@@ -201,8 +201,11 @@ class ModelGeometry:
 
 def _streams_of(c: Container) -> list[tuple[str, bytes]]:
     names = ("z", "y") if c.streams_per_tile == 2 else None
-    return [(f"tile {i} {names[j] if names else f'#{j}'} stream", s)
-            for i, t in enumerate(c.tiles) for j, s in enumerate(t.streams)]
+    return [
+        (f"tile {i} {names[j] if names else f'#{j}'} stream", s)
+        for i, t in enumerate(c.tiles)
+        for j, s in enumerate(t.streams)
+    ]
 
 
 def check_header(c: Container) -> None:
@@ -235,8 +238,12 @@ def check_header(c: Container) -> None:
 
 
 def check_geometry(
-    c: Container, arch: str, pad_multiple: int, z_stride: int,
-    max_memory: int = DEFAULT_MAX_MEMORY, memory_per_pixel: int = UNKNOWN_MEMORY_PER_PIXEL,
+    c: Container,
+    arch: str,
+    pad_multiple: int,
+    z_stride: int,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    memory_per_pixel: int = UNKNOWN_MEMORY_PER_PIXEL,
 ) -> None:
     """The limits that need only the architecture's pad multiple and z stride (class
     attributes: the decoder checks them before it loads any weights): the tile grid
@@ -244,16 +251,17 @@ def check_geometry(
     and the model's activations on the largest padded tile fit ``max_memory``."""
     p = pad_multiple
     if c.tile_size is not None:
-        for side, step, name in ((c.width, c.tile_size[0], "width"),
-                                 (c.height, c.tile_size[1], "height")):
+        for side, step, name in (
+            (c.width, c.tile_size[0], "width"),
+            (c.height, c.tile_size[1], "height"),
+        ):
             if step != side and step % p:
                 raise LimitError(
                     f"tile {name} {step} is not a multiple of {arch}'s pad multiple {p} "
                     f"(the encoder's tiles are, except a single tile across the image)"
                 )
     largest = 0
-    for i, ((_, _, w, h), t) in enumerate(zip(tile_rects(c.width, c.height, c.tile_size),
-                                              c.tiles)):
+    for i, ((_, _, w, h), t) in enumerate(zip(tile_rects(c.width, c.height, c.tile_size), c.tiles)):
         want = _z_shape(h, w, p, z_stride)
         if tuple(t.z_shape) != want:
             raise LimitError(
@@ -278,17 +286,14 @@ def _z_shape(h: int, w: int, p: int, z_stride: int) -> tuple[int, int]:
     return (math.ceil(h / p) * p // z_stride, math.ceil(w / p) * p // z_stride)
 
 
-def check_decode(
-    c: Container, geo: ModelGeometry, max_memory: int = DEFAULT_MAX_MEMORY
-) -> int:
+def check_decode(c: Container, geo: ModelGeometry, max_memory: int = DEFAULT_MAX_MEMORY) -> int:
     """Every limit that needs the model; returns the memory estimate (bytes).
 
     :func:`check_geometry`, then the symbols each stream codes against the most it can
     code (:func:`min_symbol_cost` of the tables' largest frequency), then the whole
     memory estimate (coder buffers included) against ``max_memory``.
     """
-    check_geometry(c, geo.arch, geo.pad_multiple, geo.z_stride, max_memory,
-                   geo.memory_per_pixel)
+    check_geometry(c, geo.arch, geo.pad_multiple, geo.z_stride, max_memory, geo.memory_per_pixel)
     y_cost = min_symbol_cost(geo.y_max_freq, c.coder)
     z_cost = min_symbol_cost(geo.z_max_freq, c.coder)
     for i, t in enumerate(c.tiles):

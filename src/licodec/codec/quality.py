@@ -137,7 +137,9 @@ def parse_size(text: str) -> int:
     """argparse type: a file size in bytes: ``20000``, ``20k``, ``1.5M`` (k = 1000, Ki = 1024)."""
     m = _SIZE_RE.match(text)
     if not m:
-        raise argparse.ArgumentTypeError(f"expected a size such as 20000, 20k or 1.5M, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 20000, 20k or 1.5M, got {text!r}"
+        )
     number, unit, binary = m.groups()
     scale = _UNITS[unit.lower()]
     if binary.lower().startswith("i"):
@@ -152,12 +154,25 @@ def parse_size(text: str) -> int:
 
 def parse_bpp(text: str) -> float:
     """argparse type: a target in bits per pixel, in (0, MAX_BPP]."""
-    return float(_number(text, float, lambda v: 0 < v <= MAX_BPP,
-                         "expected bits per pixel such as 0.5", f"bpp must be in (0, {MAX_BPP:g}]"))
+    return float(
+        _number(
+            text,
+            float,
+            lambda v: 0 < v <= MAX_BPP,
+            "expected bits per pixel such as 0.5",
+            f"bpp must be in (0, {MAX_BPP:g}]",
+        )
+    )
 
 
 def parse_effort(text: str) -> int:
     """argparse type: an effort level, 0..EFFORT_MAX."""
-    return int(_number(text, int, lambda v: 0 <= v <= EFFORT_MAX,
-                       f"expected an effort level in 0..{EFFORT_MAX}",
-                       f"effort must be in 0..{EFFORT_MAX}"))
+    return int(
+        _number(
+            text,
+            int,
+            lambda v: 0 <= v <= EFFORT_MAX,
+            f"expected an effort level in 0..{EFFORT_MAX}",
+            f"effort must be in 0..{EFFORT_MAX}",
+        )
+    )

@@ -58,7 +58,9 @@ __all__ = ["ChannelARModel", "checkerboard", "get_scale_table", "slice_transform
 
 def get_scale_table(lo: float = 0.11, hi: float = 256.0, levels: int = 64) -> Tensor:
     """Log-spaced Gaussian scales for the coder's CDF tables (CompressAI's default)."""
-    return torch.exp(torch.linspace(torch.log(torch.tensor(lo)), torch.log(torch.tensor(hi)), levels))
+    return torch.exp(
+        torch.linspace(torch.log(torch.tensor(lo)), torch.log(torch.tensor(hi)), levels)
+    )
 
 
 def conv(in_ch: int, out_ch: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2d:
@@ -179,8 +181,13 @@ class ChannelARModel(nn.Module):
     y_stride: int = 16
     #: The modules whose outputs pick the coder's tables: run in float64 when portable.
     entropy_modules: tuple[str, ...] = (
-        "h_mean_s", "h_scale_s", "cc_mean_transforms", "cc_scale_transforms",
-        "lrp_transforms", "atten_mean", "atten_scale",
+        "h_mean_s",
+        "h_scale_s",
+        "cc_mean_transforms",
+        "cc_scale_transforms",
+        "lrp_transforms",
+        "atten_mean",
+        "atten_scale",
     )
     #: Whether each group is coded in two spatial passes, checkerboard anchors first.
     checkerboard_passes: bool = False
@@ -192,8 +199,9 @@ class ChannelARModel(nn.Module):
     h_mean_s: nn.Module
     h_scale_s: nn.Module
 
-    def init_latent_codec(self, M: int, z_channels: int, groups: Sequence[int],
-                          num_rates: int = 0) -> None:
+    def init_latent_codec(
+        self, M: int, z_channels: int, groups: Sequence[int], num_rates: int = 0
+    ) -> None:
         """The parts every context shares: the factorized prior on ``z``, the Gaussian
         conditional, the channel groups of ``y`` and (``num_rates > 0``) the rate gains."""
         if sum(groups) != M or min(groups) < 1:
@@ -325,10 +333,12 @@ class ChannelARModel(nn.Module):
         if isinstance(rate, float) and not rate.is_integer():
             if not (math.isfinite(rate) and 0 <= rate <= self.num_rates - 1):
                 raise ValueError(f"rate must be in 0..{self.num_rates - 1}, got {rate}")
-            return _Gains(*(
-                _interpolate(p.detach(), rate)[None, :, None, None].expand(batch, -1, 1, 1)
-                for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
-            ))
+            return _Gains(
+                *(
+                    _interpolate(p.detach(), rate)[None, :, None, None].expand(batch, -1, 1, 1)
+                    for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
+                )
+            )
         if isinstance(rate, Tensor):
             # Checked where it lives (the trainer passes a CPU tensor: no device sync).
             idx = rate.to(dtype=torch.long).reshape(-1)
@@ -341,10 +351,12 @@ class ChannelARModel(nn.Module):
             lo = hi = int(rate)
         if idx.numel() != batch or lo < 0 or hi >= self.num_rates:
             raise ValueError(f"rate must be in 0..{self.num_rates - 1} (one per image), got {rate}")
-        return _Gains(*(
-            p[idx][:, :, None, None]
-            for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
-        ))
+        return _Gains(
+            *(
+                p[idx][:, :, None, None]
+                for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
+            )
+        )
 
     # The three places the gains act; forward, compress and decompress share them.
     def _latents(self, xp: Tensor, g: _Gains) -> tuple[Tensor, Tensor]:
@@ -391,8 +403,10 @@ class ChannelARModel(nn.Module):
             # Ordinary tensors even when called under inference_mode, and no autograd:
             # the copy is a function of the real parameters, never trained itself.
             with torch.inference_mode(False), torch.no_grad():
-                copies = [None if m is None else copy.deepcopy(m).double().eval().requires_grad_(False)
-                          for m in mods]
+                copies = [
+                    None if m is None else copy.deepcopy(m).double().eval().requires_grad_(False)
+                    for m in mods
+                ]
             cached = (key, _Nets(**dict(zip(self.entropy_modules, copies)), dtype=torch.float64))
             self.__dict__["_portable_nets"] = cached  # not a submodule: never saved
         return cached[1]
@@ -569,8 +583,9 @@ class ChannelARModel(nn.Module):
 
         round_y = ste_round if rounding is None or self.training else rounding
 
-        def step(k: int, mu: Tensor, sigma: Tensor, mask: Tensor | None,
-                 partial: Tensor | None) -> Tensor:
+        def step(
+            k: int, mu: Tensor, sigma: Tensor, mask: Tensor | None, partial: Tensor | None
+        ) -> Tensor:
             y_tilde = round_y(y_slices[k] - mu) + mu
             if self.training:
                 _, lik = gc(y_slices[k], sigma, mu)
@@ -596,7 +611,9 @@ class ChannelARModel(nn.Module):
     def _coder_tables(self) -> CoderTables:
         gc = self.gaussian_conditional
         if gc._quantized_cdf.numel() == 0 or self.entropy_bottleneck._quantized_cdf.numel() == 0:
-            raise RuntimeError("entropy coder tables are empty: call model.update(force=True) first")
+            raise RuntimeError(
+                "entropy coder tables are empty: call model.update(force=True) first"
+            )
         return gc.coder_tables()
 
     @torch.no_grad()
@@ -627,8 +644,9 @@ class ChannelARModel(nn.Module):
         eb = self.entropy_bottleneck
         z_strings = eb.compress(z)
         # what the decoder will decode (the symbols plus the medians), without decoding
-        z_hat = eb.dequantize(eb.quantize(z, "symbols", self._z_medians_like(z)),
-                              self._z_medians_like(z))
+        z_hat = eb.dequantize(
+            eb.quantize(z, "symbols", self._z_medians_like(z)), self._z_medians_like(z)
+        )
         nets = self._nets(portable)
         hyper = self._hyper_params(z_hat, gains, nets)
 
@@ -637,8 +655,9 @@ class ChannelARModel(nn.Module):
         encoder = RangeEncoder()
         crc = 0
 
-        def step(k: int, mu: Tensor, sigma: Tensor, mask: Tensor | None,
-                 partial: Tensor | None) -> Tensor:
+        def step(
+            k: int, mu: Tensor, sigma: Tensor, mask: Tensor | None, partial: Tensor | None
+        ) -> Tensor:
             nonlocal crc
             q = torch.round(y_slices[k] - mu).int()  # as forward's ste_round, in mu's dtype
             idx = self.scale_indexes(sigma)
@@ -651,8 +670,14 @@ class ChannelARModel(nn.Module):
         x_hat = None
         if reconstruct:
             x_hat = self._crop(self._reconstruct(y_hat, gains, nets).clamp_(0, 1), size, pads)
-        return Coded([[encoder.finish()], z_strings], (int(z.shape[-2]), int(z.shape[-1])),
-                     (int(size[0]), int(size[1])), crc, portable, x_hat)
+        return Coded(
+            [[encoder.finish()], z_strings],
+            (int(z.shape[-2]), int(z.shape[-1])),
+            (int(size[0]), int(size[1])),
+            crc,
+            portable,
+            x_hat,
+        )
 
     @torch.no_grad()
     def decompress(
@@ -689,8 +714,9 @@ class ChannelARModel(nn.Module):
         decoder = make_decoder(coder, strings[0][0])
         crc = 0
 
-        def step(k: int, mu: Tensor, sigma: Tensor, mask: Tensor | None,
-                 partial: Tensor | None) -> Tensor:
+        def step(
+            k: int, mu: Tensor, sigma: Tensor, mask: Tensor | None, partial: Tensor | None
+        ) -> Tensor:
             nonlocal crc
             idx = self.scale_indexes(sigma)
             coded_idx = idx if mask is None else idx[..., mask]

@@ -86,8 +86,12 @@ class CoderTables:
         cdf = np.asarray(cdf, dtype=np.int64)
         lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
         offsets = np.asarray(offsets, dtype=np.int64).reshape(-1)
-        if cdf.ndim != 2 or cdf.shape[0] == 0 or lengths.shape != offsets.shape \
-                or lengths.shape[0] != cdf.shape[0]:
+        if (
+            cdf.ndim != 2
+            or cdf.shape[0] == 0
+            or lengths.shape != offsets.shape
+            or lengths.shape[0] != cdf.shape[0]
+        ):
             raise ValueError("malformed entropy coder tables")
         if lengths.min() < 3 or lengths.max() > cdf.shape[1]:
             raise ValueError("malformed entropy coder tables (row lengths)")
@@ -171,11 +175,13 @@ class RangeEncoder:
             if rest.size == 0:
                 continue
             lo_bits = min(b - 1, _CHUNK)
-            self._enc.encode((rest & ((1 << lo_bits) - 1)).astype(np.int32),
-                             model.Uniform(1 << lo_bits))
+            self._enc.encode(
+                (rest & ((1 << lo_bits) - 1)).astype(np.int32), model.Uniform(1 << lo_bits)
+            )
             if b - 1 > _CHUNK:
-                self._enc.encode((rest >> _CHUNK).astype(np.int32),
-                                 model.Uniform(1 << (b - 1 - _CHUNK)))
+                self._enc.encode(
+                    (rest >> _CHUNK).astype(np.int32), model.Uniform(1 << (b - 1 - _CHUNK))
+                )
 
     def finish(self) -> bytes:
         """The stream: whole little-endian 32-bit words."""
@@ -325,4 +331,3 @@ def make_decoder(coder: str, data: bytes | bytearray | memoryview) -> RangeDecod
     if coder == CODER_RANS:
         return RansDecoder(data)
     raise ValueError(f"unknown entropy coder {coder!r}")
-

@@ -47,8 +47,11 @@ class Coded(Mapping[str, Any]):
         return {n: bytes(s[0]) for n, s in zip(self.stream_names, self.strings)}
 
     def _keys(self) -> list[str]:
-        return [f.name for f in fields(self) if f.name != "stream_names"
-                and (f.name != "x_hat" or self.x_hat is not None)]
+        return [
+            f.name
+            for f in fields(self)
+            if f.name != "stream_names" and (f.name != "x_hat" or self.x_hat is not None)
+        ]
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._keys():
@@ -99,26 +102,41 @@ class CodecModel(Protocol):
         """(left, right, top, bottom) zeros that pad an input of ``size`` (H, W)."""
         ...
 
-    def forward(self, x: Tensor, rate: Any = None, portable: bool = False,
-                latents: Any = None, rounding: Any = None) -> dict[str, Any]:
-        ...
+    def forward(
+        self,
+        x: Tensor,
+        rate: Any = None,
+        portable: bool = False,
+        latents: Any = None,
+        rounding: Any = None,
+    ) -> dict[str, Any]: ...
 
-    def compress(self, x: Tensor, rate: Any = None, portable: bool = False,
-                 reconstruct: bool = False, latents: Any = None) -> Coded:
-        ...
+    def compress(
+        self,
+        x: Tensor,
+        rate: Any = None,
+        portable: bool = False,
+        reconstruct: bool = False,
+        latents: Any = None,
+    ) -> Coded: ...
 
-    def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int],
-                   size: Sequence[int] | None = None, rate: Any = None,
-                   portable: bool = False, latent_crc: int | None = None,
-                   x_hat: Tensor | None = None, coder: str = ...) -> dict[str, Any]:
-        ...
+    def decompress(
+        self,
+        strings: Sequence[Sequence[bytes]],
+        shape: Sequence[int],
+        size: Sequence[int] | None = None,
+        rate: Any = None,
+        portable: bool = False,
+        latent_crc: int | None = None,
+        x_hat: Tensor | None = None,
+        coder: str = ...,
+    ) -> dict[str, Any]: ...
 
-    def update(self, scale_table: Tensor | None = None, force: bool = False,
-               update_quantiles: bool = False) -> bool:
-        ...
+    def update(
+        self, scale_table: Tensor | None = None, force: bool = False, update_quantiles: bool = False
+    ) -> bool: ...
 
-    def latents(self, x: Tensor, rate: float | None = None) -> tuple[Tensor, Tensor]:
-        ...
+    def latents(self, x: Tensor, rate: float | None = None) -> tuple[Tensor, Tensor]: ...
 
 
 def codec_model(module: object) -> CodecModel:
@@ -128,10 +146,26 @@ def codec_model(module: object) -> CodecModel:
 
     if isinstance(module, CodecModel):
         return module
-    missing = [n for n in ("arch", "config", "pad_multiple", "num_rates", "y_stride", "M",
-                           "step_divisor", "entropy_bottleneck", "gaussian_conditional",
-                           "pads_for", "compress", "decompress", "update", "latents")
-               if not hasattr(module, n)]
+    missing = [
+        n
+        for n in (
+            "arch",
+            "config",
+            "pad_multiple",
+            "num_rates",
+            "y_stride",
+            "M",
+            "step_divisor",
+            "entropy_bottleneck",
+            "gaussian_conditional",
+            "pads_for",
+            "compress",
+            "decompress",
+            "update",
+            "latents",
+        )
+        if not hasattr(module, n)
+    ]
     raise ModelError(
         f"{type(module).__name__} does not follow licodec's model contract (no "
         f"{', '.join(missing)}): build it with licodec.create_model"

@@ -239,7 +239,9 @@ class EntropyBottleneck(EntropyModel):
         self.factors = nn.ParameterList()
         for i in range(len(self.filters) + 1):
             w = math.log(math.expm1(1 / scale / widths[i + 1]))  # softplus(w) = 1/(scale*width)
-            self.matrices.append(nn.Parameter(torch.full((self.channels, widths[i + 1], widths[i]), w)))
+            self.matrices.append(
+                nn.Parameter(torch.full((self.channels, widths[i + 1], widths[i]), w))
+            )
             bias = torch.empty(self.channels, widths[i + 1], 1)
             nn.init.uniform_(bias, -0.5, 0.5)
             self.biases.append(nn.Parameter(bias))
@@ -256,7 +258,7 @@ class EntropyBottleneck(EntropyModel):
     ) -> None:
         # Old CompressAI names of the cumulative network (``_matrix0``, ``_biases.0`` ...).
         for key in [k for k in state_dict if k.startswith(prefix)]:
-            m = _OLD_KEY.match(key[len(prefix):])
+            m = _OLD_KEY.match(key[len(prefix) :])
             if m:
                 kind = _OLD_KIND.get(m["kind"], m["kind"])
                 state_dict[f"{prefix}{kind}.{m['i']}"] = state_dict.pop(key)
@@ -321,7 +323,9 @@ class EntropyBottleneck(EntropyModel):
         return torch.abs(logits - self.target).sum()
 
     @torch.no_grad()
-    def _update_quantiles(self, radius: float = 1e5, rtol: float = 1e-4, atol: float = 1e-3) -> None:
+    def _update_quantiles(
+        self, radius: float = 1e5, rtol: float = 1e-4, atol: float = 1e-3
+    ) -> None:
         """Set the quantiles by bisection on the monotone cumulative (quicker than the aux loss)."""
         shape = (self.channels, 1, 1)
         dev, dt = self.quantiles.device, self.quantiles.dtype
@@ -455,7 +459,9 @@ class GaussianConditional(EntropyModel):
         """Φ⁻¹(quantile)."""
         return float(torch.special.ndtri(torch.tensor(quantile, dtype=torch.float64)))
 
-    def update_scale_table(self, scale_table: Sequence[float] | Tensor, force: bool = False) -> bool:
+    def update_scale_table(
+        self, scale_table: Sequence[float] | Tensor, force: bool = False
+    ) -> bool:
         """Set the scale table and build its coder tables (unless built and not ``force``)."""
         if self._offset.numel() > 0 and not force:
             return False

@@ -38,6 +38,7 @@ __all__ = ["Refined", "lambda_at", "refine_latents", "sga_round"]
 #: loss by 1.7/3.8/6.0 %, 0.02 by 2.4/4.2/8.4 %; 0.05 made no progress.
 LEARNING_RATE = 0.02
 
+
 def lambda_at(lambdas: Sequence[float], position: float) -> float:
     """λ at a rate position between trained points: log-linear between its neighbours
     (the gains are interpolated linearly in the log domain too)."""
@@ -147,8 +148,9 @@ def refine_latents(
             if i == steps:
                 break
             tau = TAU_START * (TAU_END / TAU_START) ** (i / max(steps - 1, 1))
-            loss = loss_of(model(x, rate, latents=(y, z),
-                                 rounding=lambda v, t=tau: sga_round(v, t, noise)))
+            loss = loss_of(
+                model(x, rate, latents=(y, z), rounding=lambda v, t=tau: sga_round(v, t, noise))
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

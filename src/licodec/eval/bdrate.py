@@ -161,6 +161,7 @@ def bjontegaard(
     def rate_share(lr: np.ndarray) -> float:
         span = float(lr.max() - lr.min())
         return 1.0 if span == 0 else (r_hi - r_lo) / span
+
     reasons = []
     if max(ov_t, ov_a) < MIN_OVERLAP_FRACTION:
         reasons.append(

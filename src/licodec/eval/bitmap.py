@@ -118,8 +118,6 @@ def cell_density(
     return density[rows][:, cols]
 
 
-
-
 def likelihood_map(
     model: CodecModel, rgb: np.ndarray, tile_size: int | None = None, rate: int | None = None
 ) -> BitMap:

@@ -199,8 +199,9 @@ def resolve_points(
             if rates:  # a variable-rate file: the given qualities, or all of them
                 points += [_point_from_file(w, model, int(q)) for q in qualities or rates]
             elif qualities:
-                raise InputError("--qualities only applies to variable-rate weights; "
-                                 f"{w} is fixed-rate")
+                raise InputError(
+                    f"--qualities only applies to variable-rate weights; {w} is fixed-rate"
+                )
             else:
                 points.append(_point_from_file(w, model))
     else:
@@ -254,11 +255,13 @@ def point_codec(
     codec = cache.get(point.key)
     if codec is None:
         q = point.quality if point.variable_rate else None
-        loaded = next((c.load() for c in cache.values()
-                       if c.load().digest.hex() == point.digest), None)
+        loaded = next(
+            (c.load() for c in cache.values() if c.load().digest.hex() == point.digest), None
+        )
         if loaded is not None:
-            codec = Codec(loaded.module, q, metric=loaded.metric, tile_size=tile_size,
-                          device=device)
+            codec = Codec(
+                loaded.module, q, metric=loaded.metric, tile_size=tile_size, device=device
+            )
         else:
             codec = Codec(weights=point.weights, quality=q, tile_size=tile_size, device=device)
         if codec.load().digest.hex() != point.digest:
@@ -480,7 +483,8 @@ def _check_existing(
         states[name] = _by_point(rec, keys)
     for name, state in pending.items():
         if name in states or not (
-            isinstance(state, dict) and isinstance(state.get("points"), dict)
+            isinstance(state, dict)
+            and isinstance(state.get("points"), dict)
             and set(state["points"]) <= set(keys)
             and all(isinstance(v, dict) and "bpp" in v for v in state["points"].values())
         ):
@@ -506,13 +510,17 @@ def _build_output(
     from licodec.eval.results import mean_results
 
     keys = [p.key for p in points]
-    done = [p.name for p in images
-            if p.name in states and all(k in states[p.name]["points"] for k in keys)]
+    done = [
+        p.name
+        for p in images
+        if p.name in states and all(k in states[p.name]["points"] for k in keys)
+    ]
     if not done:
         return None
     per_image = {n: _aligned(states[n], keys) for n in done}
-    pending = {p.name: states[p.name] for p in images
-               if p.name in states and p.name not in per_image}
+    pending = {
+        p.name: states[p.name] for p in images if p.name in states and p.name not in per_image
+    }
     arch = points[0].arch
     import torch
 

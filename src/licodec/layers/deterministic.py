@@ -96,8 +96,13 @@ def _gelu(approximate: str) -> Callable[[Tensor, Tensor | None], Tensor]:
 
 
 def _conv2d(
-    x: Tensor, w: Tensor, b: Tensor | None, stride: tuple[int, int], padding: tuple[int, int],
-    dilation: tuple[int, int], groups: int,
+    x: Tensor,
+    w: Tensor,
+    b: Tensor | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
 ) -> Tensor:
     """A float32 CPU convolution on a backend whose sums do not follow the thread count.
 
@@ -109,7 +114,12 @@ def _conv2d(
     """
     if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
         return torch.mkldnn_convolution(
-            x.contiguous(), w.contiguous(), b, list(padding), list(stride), list(dilation),
+            x.contiguous(),
+            w.contiguous(),
+            b,
+            list(padding),
+            list(stride),
+            list(dilation),
             groups,
         )
     return F.conv2d(x, w, b, stride, padding, dilation, groups)  # no oneDNN: as it comes
@@ -119,7 +129,11 @@ class ThreadInvariant(TorchFunctionMode):
     """Within it, CPU float32 inference gives the same bits at any thread count."""
 
     def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
         x = args[0] if args else None

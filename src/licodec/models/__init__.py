@@ -10,4 +10,13 @@ from licodec.models.tcm import TCM
 from licodec.models.wacnn import WACNN
 from licodec.zoo.registry import create_model, get_spec, list_models, register_model
 
-__all__ = ["ELIC", "STF", "TCM", "WACNN", "create_model", "get_spec", "list_models", "register_model"]
+__all__ = [
+    "ELIC",
+    "STF",
+    "TCM",
+    "WACNN",
+    "create_model",
+    "get_spec",
+    "list_models",
+    "register_model",
+]

@@ -173,15 +173,16 @@ class ELIC(ChannelARModel):
         self.init_latent_codec(M, N, groups, num_rates)
         g = self.groups
         self.num_slices = len(g)
-        self.channel_context = nn.ModuleDict({
-            f"y{k}": slice_transform(sum(g[:k]), context_hidden, g[k] * 2, 5, nn.ReLU)
-            for k in range(1, len(g))
-        })
+        self.channel_context = nn.ModuleDict(
+            {
+                f"y{k}": slice_transform(sum(g[:k]), context_hidden, g[k] * 2, 5, nn.ReLU)
+                for k in range(1, len(g))
+            }
+        )
         self.spatial_context = nn.ModuleList(CheckerboardConv(c, c * 2) for c in g)
         self.param_aggregation = nn.ModuleList(
             slice_transform(w[0], w[1:-1], w[-1], 1, nn.ReLU)
-            for w in (_ramp(c * 2 + (k > 0) * c * 2 + N * 2, c * 2, N * 2)
-                      for k, c in enumerate(g))
+            for w in (_ramp(c * 2 + (k > 0) * c * 2 + N * 2, c * 2, N * 2) for k, c in enumerate(g))
         )
 
     # -- the slice loop's hooks ----------------------------------------------------
@@ -231,15 +232,15 @@ def from_compressai(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str
     for key, value in state_dict.items():
         for old, new in _PREFIXES:
             if key.startswith(old):
-                out[new + key[len(old):]] = value
+                out[new + key[len(old) :]] = value
                 break
         else:
             if not key.startswith("latent_codec.y.latent_codec.y"):
                 out[key] = value
                 continue
-            group, _, rest = key[len("latent_codec.y.latent_codec.y"):].partition(".")
+            group, _, rest = key[len("latent_codec.y.latent_codec.y") :].partition(".")
             if rest.startswith("context_prediction."):
-                name = rest[len("context_prediction."):]
+                name = rest[len("context_prediction.") :]
                 if name == "mask":
                     keep = ~checkerboard(value.shape[-2], value.shape[-1])
                     if not torch.equal(value != 0, keep.expand_as(value)):
@@ -247,9 +248,9 @@ def from_compressai(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str
                     continue
                 out[f"spatial_context.{group}.{name}"] = value
             elif rest.startswith("entropy_parameters."):
-                out[f"param_aggregation.{group}.{rest[len('entropy_parameters.'):]}"] = value
+                out[f"param_aggregation.{group}.{rest[len('entropy_parameters.') :]}"] = value
             elif rest.startswith("y.gaussian_conditional."):
-                name = rest[len("y.gaussian_conditional."):]
+                name = rest[len("y.gaussian_conditional.") :]
                 if name in tables and not torch.equal(tables[name], value):
                     raise ModelError(
                         f"{key} differs from group 0's: licodec's ELIC codes every group "

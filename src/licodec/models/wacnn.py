@@ -23,8 +23,12 @@ __all__ = ["RECIPE", "SMALL_RECIPE", "WACNN", "drop_stray_h_s"]
 #: table of the paper, batch 16, Adam 1e-4, ReduceLROnPlateau(0.3, patience 4).
 RECIPE = TrainRecipe(
     lambdas={"mse": (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483), "ms-ssim": MS_SSIM_LAMBDAS},
-    settings={"batch_size": 16, "schedule": "plateau", "plateau_factor": 0.3,
-              "plateau_patience": 4},
+    settings={
+        "batch_size": 16,
+        "schedule": "plateau",
+        "plateau_factor": 0.3,
+        "plateau_patience": 4,
+    },
     source="Zou et al., CVPR 2022 (Googolxx/STF train.py)",
 )
 #: The lite and tiny sizes are meant for CPU steps of 8 crops.

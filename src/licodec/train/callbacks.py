@@ -65,8 +65,11 @@ class CsvLog:
             with open(path, newline="", encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
                 self.fields = list(reader.fieldnames or [])
-                rows = [r for r in reader
-                        if resume_step is None or int(float(r.get("step") or 0)) <= resume_step]
+                rows = [
+                    r
+                    for r in reader
+                    if resume_step is None or int(float(r.get("step") or 0)) <= resume_step
+                ]
             self._rewrite(rows)
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
@@ -187,8 +190,14 @@ class MetricsBar(TQDMProgressBar):
         if self._train_progress_bar is None:
             self.train_progress_bar = self.init_train_tqdm()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         n = trainer.global_step
         bar = self.train_progress_bar
         if n != bar.n and (n % self.refresh_rate == 0 or n >= (trainer.max_steps or 0)):
@@ -239,14 +248,22 @@ class RunMonitor(Callback):
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(logs / "tensorboard"), purge_step=trainer.global_step
-                                        if self.resume_step is not None else None)
+                self.tb = SummaryWriter(
+                    str(logs / "tensorboard"),
+                    purge_step=trainer.global_step if self.resume_step is not None else None,
+                )
             except Exception:  # noqa: BLE001 - TensorBoard is optional
                 self.tb = None
 
     # ------------------------------------------------------------ per step
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         assert isinstance(pl_module, LitCompression)
         if pl_module.micro != 0:
             return  # inside a gradient-accumulation cycle
@@ -267,8 +284,7 @@ class RunMonitor(Callback):
         if do_val:
             self._validate(trainer, pl_module, step)
         if do_ckpt and not is_last:  # the final checkpoint is written in on_train_end
-            self.save(trainer, pl_module, keep=bool(cfg.keep_every
-                                                    and step % cfg.keep_every == 0))
+            self.save(trainer, pl_module, keep=bool(cfg.keep_every and step % cfg.keep_every == 0))
 
     def _take(self, metrics: dict[str, float]) -> None:
         if not metrics:
@@ -308,7 +324,9 @@ class RunMonitor(Callback):
             local = torch.tensor(avg["loss"], device=module.device)
             value = float(trainer.strategy.reduce(local, reduce_op="mean"))
             if module.lr_control.observe(value):
-                self._say(trainer, f"step {step}: lr reduced to {cfg.lr * module.lr_control.scale:.3g}")
+                self._say(
+                    trainer, f"step {step}: lr reduced to {cfg.lr * module.lr_control.scale:.3g}"
+                )
         if not trainer.is_global_zero:
             return
         row = {"step": step, "time": round(time.time() - self.started_at, 2), **avg}
@@ -319,12 +337,20 @@ class RunMonitor(Callback):
                 self.tb.add_scalar(f"train/{k}", v, step)
         if self.progress == "log":
             eta = (trainer.max_steps - step) / avg["steps_per_s"] if avg["steps_per_s"] > 0 else 0
-            parts = [f"step {step}/{trainer.max_steps}", f"loss {avg['loss']:.4g}",
-                     f"bpp {avg['bpp']:.4f}", f"psnr {avg.get('psnr', float('nan')):.2f}"]
+            parts = [
+                f"step {step}/{trainer.max_steps}",
+                f"loss {avg['loss']:.4g}",
+                f"bpp {avg['bpp']:.4f}",
+                f"psnr {avg.get('psnr', float('nan')):.2f}",
+            ]
             if "ms_ssim" in avg:
                 parts.append(f"ms-ssim {avg['ms_ssim']:.4f}")
-            parts += [f"aux {avg['aux_loss']:.3g}", f"lr {avg['lr']:.3g}",
-                      f"{avg['images_per_s']:.2f} img/s", f"eta {_hms(eta)}"]
+            parts += [
+                f"aux {avg['aux_loss']:.3g}",
+                f"lr {avg['lr']:.3g}",
+                f"{avg['images_per_s']:.2f} img/s",
+                f"eta {_hms(eta)}",
+            ]
             print(" | ".join(parts), flush=True)
 
     def _validate(self, trainer: L.Trainer, module: LitCompression, step: int) -> None:
@@ -334,8 +360,9 @@ class RunMonitor(Callback):
             assert self.val_images is not None
             cfg = module.cfg
             rate = min(cfg.quality, cfg.num_rates) - 1 if cfg.num_rates else None
-            vals = validate_model(module.model, self.val_images, cfg.lambda_,
-                                  cfg.metric, module.device, rate)
+            vals = validate_model(
+                module.model, self.val_images, cfg.lambda_, cfg.metric, module.device, rate
+            )
             for i, k in enumerate(keys):
                 result[i] = vals.get(k, float("nan"))
         if trainer.world_size > 1:
@@ -344,8 +371,9 @@ class RunMonitor(Callback):
         self.last_val = vals
         self._val_step = step
         if module.lr_control.observe(vals["val_loss"]):
-            self._say(trainer, f"step {step}: lr reduced to "
-                               f"{module.cfg.lr * module.lr_control.scale:.3g}")
+            self._say(
+                trainer, f"step {step}: lr reduced to {module.cfg.lr * module.lr_control.scale:.3g}"
+            )
         if not trainer.is_global_zero:
             return
         if self.csv is not None:
@@ -353,10 +381,12 @@ class RunMonitor(Callback):
         if self.tb is not None:
             for k, v in vals.items():
                 self.tb.add_scalar(f"val/{k[4:]}", v, step)
-        text = (f"step {step}: validation on {len(self.val_images or [])} images: "
-                f"{vals['val_bpp']:.4f} bpp, {vals['val_psnr']:.2f} dB PSNR"
-                + (f", MS-SSIM {vals['val_ms_ssim']:.4f}" if "val_ms_ssim" in vals else "")
-                + f" (real bitstreams, {vals['val_seconds']:.1f} s)")
+        text = (
+            f"step {step}: validation on {len(self.val_images or [])} images: "
+            f"{vals['val_bpp']:.4f} bpp, {vals['val_psnr']:.2f} dB PSNR"
+            + (f", MS-SSIM {vals['val_ms_ssim']:.4f}" if "val_ms_ssim" in vals else "")
+            + f" (real bitstreams, {vals['val_seconds']:.1f} s)"
+        )
         self._say(trainer, text)
 
     def _say(self, trainer: L.Trainer, text: str) -> None:
@@ -398,8 +428,9 @@ class RunMonitor(Callback):
         if self.tb is not None:
             self.tb.flush()
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                     exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         if self.tb is not None:
             self.tb.flush()
 

@@ -49,11 +49,33 @@ PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed")
 # the shape of the schedule (to extend a run), not what it learns (λ, data, model, lr).
 RESUME_MUTABLE = frozenset(
     {
-        "steps", "devices", "num_nodes", "strategy", "accelerator", "precision", "workers",
-        "threads", "log_every", "ckpt_every", "keep_every", "val_every", "val", "val_images",
-        "progress", "cache", "cache_limit_mb", "export", "compile", "channels_last",
-        "milestones", "gamma", "min_lr", "plateau_factor", "plateau_patience",
-        "lr", "aux_lr",  # e.g. a lower rate for the last stretch of a long run
+        "steps",
+        "devices",
+        "num_nodes",
+        "strategy",
+        "accelerator",
+        "precision",
+        "workers",
+        "threads",
+        "log_every",
+        "ckpt_every",
+        "keep_every",
+        "val_every",
+        "val",
+        "val_images",
+        "progress",
+        "cache",
+        "cache_limit_mb",
+        "export",
+        "compile",
+        "channels_last",
+        "milestones",
+        "gamma",
+        "min_lr",
+        "plateau_factor",
+        "plateau_patience",
+        "lr",
+        "aux_lr",  # e.g. a lower rate for the last stretch of a long run
         "rate_weights",  # which operating points get the steps, not what each one means
         "out",  # the run directory may have been moved
     }
@@ -189,13 +211,16 @@ class TrainConfig:
         if not n:
             return [self.lambda_]
         if self.lmbda is not None:
-            raise InputError("a variable-rate model takes its λs from rate_lambdas or the "
-                             "recipe table; do not set lmbda")
+            raise InputError(
+                "a variable-rate model takes its λs from rate_lambdas or the "
+                "recipe table; do not set lmbda"
+            )
         if self.rate_lambdas is not None:
             lams = [float(v) for v in self.rate_lambdas]
             if len(lams) != n or any(v <= 0 for v in lams) or lams != sorted(set(lams)):
-                raise InputError(f"rate_lambdas must be {n} increasing positive numbers, "
-                                 f"got {self.rate_lambdas}")
+                raise InputError(
+                    f"rate_lambdas must be {n} increasing positive numbers, got {self.rate_lambdas}"
+                )
             return lams
         return [recipe_lambda(self.model, self.metric, q) for q in range(1, n + 1)]
 
@@ -241,10 +266,16 @@ class TrainConfig:
         if self.accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
             raise InputError(f"accelerator must be auto, cpu or gpu, got {self.accelerator!r}")
         positive = {
-            "crop": self.crop, "batch_size": self.batch_size, "steps": self.steps,
-            "accumulate": self.accumulate, "num_nodes": self.num_nodes,
-            "log_every": self.log_every, "ckpt_every": self.ckpt_every,
-            "val_every": self.val_every, "lr": self.lr, "aux_lr": self.aux_lr,
+            "crop": self.crop,
+            "batch_size": self.batch_size,
+            "steps": self.steps,
+            "accumulate": self.accumulate,
+            "num_nodes": self.num_nodes,
+            "log_every": self.log_every,
+            "ckpt_every": self.ckpt_every,
+            "val_every": self.val_every,
+            "lr": self.lr,
+            "aux_lr": self.aux_lr,
         }
         for key, value in positive.items():
             if not value > 0:
@@ -283,7 +314,8 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         is_none = value is None or (
-            isinstance(value, str) and value.lower() in ("none", "null", ""))
+            isinstance(value, str) and value.lower() in ("none", "null", "")
+        )
         if is_none and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
@@ -438,8 +470,11 @@ def resolve_config(
         cfg = apply(TrainConfig(), resume_from, "saved run config")
         user = TrainConfig()
         changes: dict[str, Any] = {}
-        for source, values in (("config file", file_values), ("flags", given),
-                               ("--set", set_values)):
+        for source, values in (
+            ("config file", file_values),
+            ("flags", given),
+            ("--set", set_values),
+        ):
             tmp = apply(user, values, source)
             for key in {_normalise_key(str(k)) for k in values}:
                 changes[key] = getattr(tmp, key)
@@ -452,8 +487,7 @@ def resolve_config(
         return dataclasses.replace(cfg, **changes).validate()
 
     model = given.get("model") or file_values.get("model") or set_values.get("model") or ""
-    metric = (set_values.get("metric") or given.get("metric") or file_values.get("metric")
-              or "mse")
+    metric = set_values.get("metric") or given.get("metric") or file_values.get("metric") or "mse"
     cfg = TrainConfig()
     if model:
         cfg = apply(cfg, preset(str(model), str(metric)), "preset")

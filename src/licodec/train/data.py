@@ -40,6 +40,7 @@ __all__ = [
     "scan_images",
 ]
 
+
 @dataclass
 class ImageIndex:
     """Usable images of a folder tree (paths relative to ``root``) and what was skipped."""
@@ -51,14 +52,23 @@ class ImageIndex:
     skipped_small: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"root": self.root, "files": self.files, "sizes": self.sizes,
-                "skipped_unreadable": self.skipped_unreadable,
-                "skipped_small": self.skipped_small}
+        return {
+            "root": self.root,
+            "files": self.files,
+            "sizes": self.sizes,
+            "skipped_unreadable": self.skipped_unreadable,
+            "skipped_small": self.skipped_small,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImageIndex:
-        return cls(data["root"], list(data["files"]), [tuple(s) for s in data["sizes"]],
-                   int(data.get("skipped_unreadable", 0)), int(data.get("skipped_small", 0)))
+        return cls(
+            data["root"],
+            list(data["files"]),
+            [tuple(s) for s in data["sizes"]],
+            int(data.get("skipped_unreadable", 0)),
+            int(data.get("skipped_small", 0)),
+        )
 
     def save(self, path: Path) -> None:
         from licodec.train.config import atomic_write_text
@@ -184,12 +194,10 @@ class CropDataset(Dataset):
 
         with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
             arrays = list(pool.map(load, self.paths))
-        keep = [i for i, a in enumerate(arrays)
-                if a is not None and min(a.shape[:2]) >= self.crop]
+        keep = [i for i, a in enumerate(arrays) if a is not None and min(a.shape[:2]) >= self.crop]
         if len(keep) < len(arrays):
             self.failed = len(arrays) - len(keep)
-            warnings.warn(f"{self.failed} training images failed to decode; skipped",
-                          stacklevel=2)
+            warnings.warn(f"{self.failed} training images failed to decode; skipped", stacklevel=2)
             self.paths = [self.paths[i] for i in keep]
         if not keep:
             raise InputError("no training image could be decoded")

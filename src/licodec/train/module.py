@@ -118,8 +118,11 @@ class LitCompression(L.LightningModule):
         self.criterion = RateDistortionLoss(cfg.lambda_, cfg.metric, win)
         # Variable rate: every image of a batch gets a random operating point.
         self.lambdas = torch.tensor(cfg.lambdas) if cfg.num_rates else None
-        self.rate_weights = (torch.tensor(cfg.rate_weights, dtype=torch.float64)
-                             if cfg.num_rates and cfg.rate_weights is not None else None)
+        self.rate_weights = (
+            torch.tensor(cfg.rate_weights, dtype=torch.float64)
+            if cfg.num_rates and cfg.rate_weights is not None
+            else None
+        )
         self.lr_control = LRController(cfg)
         main, aux = split_parameters(model)
         if not aux:
@@ -219,9 +222,11 @@ class LitCompression(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         # DDP: synchronise gradients only on the last micro-batch of a step
         strategy = self.trainer.strategy
-        sync_ctx = (strategy.block_backward_sync()
-                    if isinstance(strategy, ParallelStrategy) and not last
-                    else contextlib.nullcontext())
+        sync_ctx = (
+            strategy.block_backward_sync()
+            if isinstance(strategy, ParallelStrategy) and not last
+            else contextlib.nullcontext()
+        )
         with sync_ctx:
             if self.lambdas is None:
                 out = self.model(x)
@@ -246,8 +251,10 @@ class LitCompression(L.LightningModule):
         opt.zero_grad(set_to_none=True)
 
         aux_loss = self._aux_step()
-        extra = [aux_loss.detach(),
-                 self._grad_norm if self._grad_norm is not None else aux_loss.new_zeros(())]
+        extra = [
+            aux_loss.detach(),
+            self._grad_norm if self._grad_norm is not None else aux_loss.new_zeros(()),
+        ]
         self._add_step_metrics(extra)
         self._count += 1
 
@@ -305,8 +312,7 @@ class LitCompression(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         world = self.trainer.world_size
         checkpoint["licodec"] = {
-            "stream_position": self.global_step * self.cfg.accumulate * self.cfg.batch_size
-            * world,
+            "stream_position": self.global_step * self.cfg.accumulate * self.cfg.batch_size * world,
             "step": self.global_step,
             "world_size": world,
             "lr_control": self.lr_control.state_dict(),
@@ -323,7 +329,7 @@ class LitCompression(L.LightningModule):
         # Delegate to the CompressionModel so its entropy-model buffers (CDF tables,
         # whose sizes change with update()) are resized before loading.
         prefix = "model."
-        inner = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        inner = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
         rest = [k for k in state_dict if not k.startswith(prefix)]
         if rest and strict:
             raise KeyError(f"unexpected keys in checkpoint: {rest[:5]}")
@@ -331,5 +337,7 @@ class LitCompression(L.LightningModule):
             return self.model.load_state_dict(inner, strict=strict)
         except RuntimeError as exc:  # e.g. the registry's defaults changed since the run began
             first = " ".join(str(exc).split())[:300]
-            raise ModelError(f"the checkpoint does not fit {self.cfg.model} as registered now "
-                             f"(model_kwargs {self.cfg.model_kwargs}): {first}") from None
+            raise ModelError(
+                f"the checkpoint does not fit {self.cfg.model} as registered now "
+                f"(model_kwargs {self.cfg.model_kwargs}): {first}"
+            ) from None

@@ -138,7 +138,8 @@ def _read_state_dict(path: Path) -> _InitWeights:
         model, meta = load_weights(path)
         lmbda, lambdas = meta.get("lambda"), meta.get("lambdas")
         return _InitWeights(
-            model.state_dict(), getattr(model, "arch", None) or meta.get("arch"),
+            model.state_dict(),
+            getattr(model, "arch", None) or meta.get("arch"),
             float(lmbda) if isinstance(lmbda, (int, float)) else None,
             [float(v) for v in lambdas] if isinstance(lambdas, list) else None,
         )
@@ -153,8 +154,9 @@ def _read_state_dict(path: Path) -> _InitWeights:
         saved = ckpt["licodec"].get("config", {})
         arch = saved.get("model")
         try:
-            run_cfg = TrainConfig(**{k: v for k, v in saved.items()
-                                     if k in TrainConfig.__dataclass_fields__})
+            run_cfg = TrainConfig(
+                **{k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
+            )
             if run_cfg.num_rates:
                 lambdas = run_cfg.lambdas
             else:
@@ -205,14 +207,17 @@ def load_init_weights(
                     model.retarget_rates(init_lambdas, lambdas)
                 except ValueError as exc:
                     raise ModelError(f"--init weights {path}: {exc}") from None
-                return (f"{path} ({arch or 'unknown arch'}; rate gains moved from "
-                        f"λ={', '.join(f'{v:g}' for v in init_lambdas)})")
+                return (
+                    f"{path} ({arch or 'unknown arch'}; rate gains moved from "
+                    f"λ={', '.join(f'{v:g}' for v in init_lambdas)})"
+                )
         else:
             model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()
-        raise ModelError(f"--init weights do not fit {expected_arch}: "
-                         f"{' '.join(first[:3])[:300]}") from None
+        raise ModelError(
+            f"--init weights do not fit {expected_arch}: {' '.join(first[:3])[:300]}"
+        ) from None
     return f"{path} ({arch or 'unknown arch'})"
 
 
@@ -237,20 +242,26 @@ def _devices(value: str) -> Any:
     try:
         return int(v)
     except ValueError:
-        raise InputError(f"devices must be auto, a count or a list like 0,1; got {value!r}") from None
+        raise InputError(
+            f"devices must be auto, a count or a list like 0,1; got {value!r}"
+        ) from None
 
 
 def _strategy(cfg: TrainConfig, devices: Any) -> Any:
     from lightning.pytorch.strategies import DDPStrategy
 
-    multi = cfg.num_nodes > 1 or (isinstance(devices, int) and devices > 1) or (
-        isinstance(devices, list) and len(devices) > 1)
+    multi = (
+        cfg.num_nodes > 1
+        or (isinstance(devices, int) and devices > 1)
+        or (isinstance(devices, list) and len(devices) > 1)
+    )
     if cfg.strategy in ("ddp", "ddp_spawn") or (cfg.strategy == "auto" and multi):
         start: Literal["spawn", "popen"] = "spawn" if cfg.strategy == "ddp_spawn" else "popen"
         # every parameter takes part in the main loss (the quantiles are excluded from
         # DDP), so the unused-parameter search is off.
-        return DDPStrategy(start_method=start, find_unused_parameters=False,
-                           gradient_as_bucket_view=True)
+        return DDPStrategy(
+            start_method=start, find_unused_parameters=False, gradient_as_bucket_view=True
+        )
     return cfg.strategy
 
 
@@ -288,23 +299,31 @@ def _make_datamodule(cfg: TrainConfig, index: Any, pin_memory: bool) -> Any:
                 cache = False
             else:
                 cache = CropDataset.estimate_bytes(index) <= cfg.cache_limit_mb * 2**20
-            self.dataset = CropDataset(index, cfg.crop, seed=cfg.seed, hflip=cfg.hflip,
-                                       cache=cache)
+            self.dataset = CropDataset(index, cfg.crop, seed=cfg.seed, hflip=cfg.hflip, cache=cache)
             self.cached = cache
 
         def train_dataloader(self) -> DataLoader:
             assert self.dataset is not None and self.trainer is not None
             start = int(getattr(self.trainer.lightning_module, "stream_start", 0))
-            sampler = StreamSampler(len(self.dataset), cfg.seed, start=start,
-                                    rank=self.trainer.global_rank,
-                                    world=self.trainer.world_size)
+            sampler = StreamSampler(
+                len(self.dataset),
+                cfg.seed,
+                start=start,
+                rank=self.trainer.global_rank,
+                world=self.trainer.world_size,
+            )
             workers = cfg.workers
             if workers is None:
                 workers = 0 if self.cached else min(4, max(1, (os.cpu_count() or 2) - 1))
             return DataLoader(
-                self.dataset, batch_size=cfg.batch_size, sampler=sampler,
-                num_workers=workers, pin_memory=pin_memory, drop_last=True,
-                collate_fn=collate_uint8, persistent_workers=workers > 0,
+                self.dataset,
+                batch_size=cfg.batch_size,
+                sampler=sampler,
+                num_workers=workers,
+                pin_memory=pin_memory,
+                drop_last=True,
+                collate_fn=collate_uint8,
+                persistent_workers=workers > 0,
                 prefetch_factor=4 if workers > 0 else None,
             )
 
@@ -315,10 +334,17 @@ def describe_run(cfg: TrainConfig, model: Any, index: Any) -> str:
     n_params = sum(p.numel() for p in model.parameters())
     return (
         f"model {cfg.model} ({n_params / 1e6:.2f} M parameters), quality {cfg.quality}, "
-        + (f"{cfg.metric} λ={cfg.lambda_:g}\n" if not cfg.num_rates else
-           f"{cfg.metric}, {cfg.num_rates} rates, λ={', '.join(f'{v:g}' for v in cfg.lambdas)}"
-           + (f", drawn in proportion {':'.join(f'{v:g}' for v in cfg.rate_weights)}"
-              if cfg.rate_weights is not None else "") + "\n")
+        + (
+            f"{cfg.metric} λ={cfg.lambda_:g}\n"
+            if not cfg.num_rates
+            else f"{cfg.metric}, {cfg.num_rates} rates, λ={', '.join(f'{v:g}' for v in cfg.lambdas)}"
+            + (
+                f", drawn in proportion {':'.join(f'{v:g}' for v in cfg.rate_weights)}"
+                if cfg.rate_weights is not None
+                else ""
+            )
+            + "\n"
+        )
         + f"data: {index.describe()}; crops {cfg.crop}px, batch {cfg.batch_size}"
         + (f" × {cfg.accumulate} accumulated" if cfg.accumulate > 1 else "")
         + f"\nschedule: {cfg.schedule}, lr {cfg.lr:g}, aux lr {cfg.aux_lr:g}, "
@@ -334,8 +360,10 @@ def _note_schedule_change(old: dict[str, Any] | None, cfg: TrainConfig, step: in
 
     before = apply(TrainConfig(), old, "checkpoint config")
     if cfg.schedule == "step" and before.milestone_steps() != cfg.milestone_steps():
-        _say(f"note: learning-rate milestones now at steps {cfg.milestone_steps()} "
-             f"(were {before.milestone_steps()}); resuming at step {step}")
+        _say(
+            f"note: learning-rate milestones now at steps {cfg.milestone_steps()} "
+            f"(were {before.milestone_steps()}); resuming at step {step}"
+        )
     elif cfg.schedule == "cosine" and before.steps != cfg.steps:
         _say(f"note: the cosine schedule now spans {cfg.steps} steps (was {before.steps})")
 
@@ -372,12 +400,15 @@ def run_training(
         try:
             import pytorch_msssim  # noqa: F401
         except ImportError:
-            raise LicodecError("MS-SSIM training needs pytorch-msssim: "
-                               "pip install 'licodec[train]'") from None
+            raise LicodecError(
+                "MS-SSIM training needs pytorch-msssim: pip install 'licodec[train]'"
+            ) from None
 
     if not resume and ckpt_path.exists() and not child:
-        raise OutputError(f"{run_dir} already holds a training run; continue it with "
-                          f"--resume {run_dir} or choose another --out")
+        raise OutputError(
+            f"{run_dir} already holds a training run; continue it with "
+            f"--resume {run_dir} or choose another --out"
+        )
     if resume and not ckpt_path.exists():
         _say(f"no checkpoint in {run_dir} yet: starting this run from step 0")
     resume_ckpt = ckpt_path if resume and ckpt_path.exists() else None
@@ -416,15 +447,22 @@ def run_training(
     module = LitCompression(model, cfg)
 
     if not child:
-        save_yaml(cfg, run_dir / "config.yaml",
-                  extra={"lambda_in_effect": cfg.lambdas if cfg.num_rates else cfg.lambda_, "ms_ssim_window": module.ms_ssim_win
-                         if cfg.metric == "ms-ssim" else None})
+        save_yaml(
+            cfg,
+            run_dir / "config.yaml",
+            extra={
+                "lambda_in_effect": cfg.lambdas if cfg.num_rates else cfg.lambda_,
+                "ms_ssim_window": module.ms_ssim_win if cfg.metric == "ms-ssim" else None,
+            },
+        )
         _say(describe_run(cfg, model, index))
         if init_desc:
             _say(f"initialised from {init_desc}")
         if cfg.metric == "ms-ssim" and module.ms_ssim_win != 11:
-            _say(f"note: MS-SSIM on {cfg.crop}px crops uses a {module.ms_ssim_win}-px window "
-                 f"(5 scales need > {16 * 10} px for the standard 11-px window)")
+            _say(
+                f"note: MS-SSIM on {cfg.crop}px crops uses a {module.ms_ssim_win}-px window "
+                f"(5 scales need > {16 * 10} px for the standard 11-px window)"
+            )
 
     progress = cfg.progress
     if progress == "auto":
@@ -473,7 +511,11 @@ def run_training(
 
     pin = trainer.accelerator is not None and trainer.strategy.root_device.type == "cuda"
     datamodule = _make_datamodule(cfg, index, pin_memory=pin)
-    if cfg.threads is None and trainer.strategy.root_device.type == "cpu" and trainer.num_devices > 1:
+    if (
+        cfg.threads is None
+        and trainer.strategy.root_device.type == "cpu"
+        and trainer.num_devices > 1
+    ):
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // trainer.num_devices))
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -487,18 +529,25 @@ def run_training(
         # Lightning 2.6 calls a pytree API that torch deprecated; not actionable here.
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
         try:
-            trainer.fit(module, datamodule=datamodule,
-                        ckpt_path=str(resume_ckpt) if resume_ckpt else None)
+            trainer.fit(
+                module, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None
+            )
         except TrainingDiverged as exc:
             raise TrainError(str(exc)) from None
 
     step = trainer.global_step
-    result = TrainResult(run_dir, step, ckpt_path if ckpt_path.exists() else None, None,
-                         dict(monitor.last_train), dict(monitor.last_val),
-                         time.time() - t_start, trainer.is_global_zero)
+    result = TrainResult(
+        run_dir,
+        step,
+        ckpt_path if ckpt_path.exists() else None,
+        None,
+        dict(monitor.last_train),
+        dict(monitor.last_val),
+        time.time() - t_start,
+        trainer.is_global_zero,
+    )
     if trainer.interrupted:
-        raise TrainError(f"training interrupted at step {step}; continue with "
-                         f"--resume {run_dir}")
+        raise TrainError(f"training interrupted at step {step}; continue with --resume {run_dir}")
     if not trainer.is_global_zero:
         return result
     if cfg.export and step > 0:
@@ -513,19 +562,30 @@ def run_training(
             "trainer": "licodec train",
         }
         if cfg.num_rates:  # one file, every quality
-            meta.update({"quality": None, "lambda": None, "lambdas": cfg.lambdas,
-                         "qualities": list(range(1, cfg.num_rates + 1))})
+            meta.update(
+                {
+                    "quality": None,
+                    "lambda": None,
+                    "lambdas": cfg.lambdas,
+                    "qualities": list(range(1, cfg.num_rates + 1)),
+                }
+            )
             if cfg.rate_weights is not None:
                 meta["rate_weights"] = cfg.rate_weights
         if cfg.init:
             meta["init"] = str(cfg.init)
         if monitor.last_val:
-            meta["val"] = {"images": f"{len(val_images or [])} from {cfg.val}",
-                           **{k[4:]: round(v, 6) for k, v in monitor.last_val.items()
-                              if k != "val_seconds"}}
+            meta["val"] = {
+                "images": f"{len(val_images or [])} from {cfg.val}",
+                **{k[4:]: round(v, 6) for k, v in monitor.last_val.items() if k != "val_seconds"},
+            }
         result.weights = export_weights(module.model, run_dir / "model.safetensors", meta)
-    summary = {"step": step, "seconds": round(result.seconds, 1),
-               "train": result.train, "val": result.val,
-               "weights": str(result.weights) if result.weights else None}
+    summary = {
+        "step": step,
+        "seconds": round(result.seconds, 1),
+        "train": result.train,
+        "val": result.val,
+        "weights": str(result.weights) if result.weights else None,
+    }
     atomic_write_text(run_dir / "result.json", json.dumps(summary, indent=2))
     return result

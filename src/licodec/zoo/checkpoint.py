@@ -22,7 +22,9 @@ from licodec.errors import InputError, ModelError
 __all__ = ["load_authors_checkpoint", "load_authors_state_dict", "normalize_state_dict"]
 
 # Old EntropyBottleneck parameter names -> CompressAI >= 1.2.6 names.
-_EB_OLD = re.compile(r"^(?P<pre>.*entropy_bottleneck)\._(?P<kind>matrix|bias|factor|matrices|biases|factors)\.?(?P<i>\d+)$")
+_EB_OLD = re.compile(
+    r"^(?P<pre>.*entropy_bottleneck)\._(?P<kind>matrix|bias|factor|matrices|biases|factors)\.?(?P<i>\d+)$"
+)
 _EB_NEW = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
 
 
@@ -74,7 +76,12 @@ def load_authors_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Ten
     for key, value in sd.items():
         mine = ours[key]
         # CDF tables change size with the learned quantiles; they are resized on load.
-        if mine.numel() == 0 or key.rsplit(".", 1)[-1] in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table"):
+        if mine.numel() == 0 or key.rsplit(".", 1)[-1] in (
+            "_quantized_cdf",
+            "_offset",
+            "_cdf_length",
+            "scale_table",
+        ):
             continue
         if value.shape != mine.shape:
             raise ModelError(
@@ -91,8 +98,11 @@ def load_authors_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Ten
     model.eval()
     # Tables the checkpoint carries are kept (they are what its authors coded with); a
     # checkpoint saved before update() has empty ones, built here.
-    tables = [t for k, t in model.state_dict().items()
-              if k.rsplit(".", 1)[-1] in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")]
+    tables = [
+        t
+        for k, t in model.state_dict().items()
+        if k.rsplit(".", 1)[-1] in ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+    ]
     if not tables or any(t.numel() == 0 for t in tables):
         model.update(force=True)  # type: ignore[operator]
     return model
@@ -105,7 +115,9 @@ def _read(path: str | os.PathLike[str]) -> Mapping[str, torch.Tensor]:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot read {path} as a PyTorch checkpoint (weights only): {first}") from None
+        raise InputError(
+            f"cannot read {path} as a PyTorch checkpoint (weights only): {first}"
+        ) from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -80,10 +80,12 @@ class RetiredWeights:
 
     def hint(self) -> str:
         out = f"{self.arch}-v{self.version}.safetensors"
-        return (f"{self.arch} v{self.version} ({self.steps:,} training steps), which this "
-                f"licodec no longer ships; get it from a licodec git clone with `git show "
-                f"{self.commit}:src/licodec/zoo/weights/{self.file} > {out}` and pass "
-                f"--weights {out}")
+        return (
+            f"{self.arch} v{self.version} ({self.steps:,} training steps), which this "
+            f"licodec no longer ships; get it from a licodec git clone with `git show "
+            f"{self.commit}:src/licodec/zoo/weights/{self.file} > {out}` and pass "
+            f"--weights {out}"
+        )
 
 
 def _weights_dir() -> Path:
@@ -122,8 +124,14 @@ def entries() -> list[ZooEntry]:
 def retired() -> list[RetiredWeights]:
     """Released versions that are no longer in the package."""
     return [
-        RetiredWeights(str(r["arch"]), int(r["version"]), str(r["digest"]), int(r["steps"]),
-                       str(r["file"]), str(r["commit"]))
+        RetiredWeights(
+            str(r["arch"]),
+            int(r["version"]),
+            str(r["digest"]),
+            int(r["steps"]),
+            str(r["file"]),
+            str(r["commit"]),
+        )
         for r in _index().get("retired", [])
     ]
 
@@ -186,8 +194,11 @@ def model_entries(model: str | None, metric: str | None = None) -> list[ZooEntry
     if not found:
         raise ModelError(NO_WEIGHTS)
     base = model or default_entry().tag
-    cands = [e for e in found if base in (e.arch, e.name, e.tag)
-             and (metric is None or e.metric == metric)]
+    cands = [
+        e
+        for e in found
+        if base in (e.arch, e.name, e.tag) and (metric is None or e.metric == metric)
+    ]
     if cands and any(e.arch == base for e in cands):
         newest = max(e.version for e in cands)
         cands = [e for e in cands if e.version == newest]

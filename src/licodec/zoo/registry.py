@@ -96,7 +96,13 @@ def register_model(
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     _REGISTRY[name] = ModelSpec(
-        name, builder, dict(kwargs), description, paper, recipe, checkpoint_filter,
+        name,
+        builder,
+        dict(kwargs),
+        description,
+        paper,
+        recipe,
+        checkpoint_filter,
         memory_per_pixel,
     )
 

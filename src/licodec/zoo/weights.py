@@ -62,9 +62,12 @@ def _half_names(model: nn.Module) -> set[str]:
     import torch
 
     return {
-        n for n, p in model.named_parameters()
-        if p.dtype == torch.float32 and p.numel() >= HALF_MIN_NUMEL
-        and not n.startswith("entropy_bottleneck.") and "gain" not in n.rsplit(".", 1)[-1]
+        n
+        for n, p in model.named_parameters()
+        if p.dtype == torch.float32
+        and p.numel() >= HALF_MIN_NUMEL
+        and not n.startswith("entropy_bottleneck.")
+        and "gain" not in n.rsplit(".", 1)[-1]
     }
 
 
@@ -78,8 +81,9 @@ def _stored_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _coder_tables(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's coder tables as stored (empty when they were never built)."""
-    tables = {k: v.detach().cpu().contiguous()
-              for k, v in model.state_dict().items() if _is_derived(k)}
+    tables = {
+        k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if _is_derived(k)
+    }
     return tables if tables and all(t.numel() > 0 for t in tables.values()) else {}
 
 
@@ -94,8 +98,9 @@ def weights_digest(model: nn.Module) -> bytes:
     import torch
 
     tensors = _stored_tensors(model)
-    key = tuple((k, t.data_ptr(), t._version, t.dtype, tuple(t.shape))
-                for k, t in sorted(tensors.items()))
+    key = tuple(
+        (k, t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for k, t in sorted(tensors.items())
+    )
     cached = getattr(model, "_licodec_digest_cache", None)
     if isinstance(cached, tuple) and cached[0] == key:
         return cached[1]
@@ -188,7 +193,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise ModelError(f"{path} is not a licodec weights file ({exc})") from None
     if raw is None:
-        raise ModelError(f"{path} has no licodec config; convert it with `licodec import-checkpoint`")
+        raise ModelError(
+            f"{path} has no licodec config; convert it with `licodec import-checkpoint`"
+        )
     try:
         config = json.loads(raw)
     except json.JSONDecodeError:
@@ -219,7 +226,9 @@ def model_from_config(config: Mapping[str, Any]) -> nn.Module:
         raise ModelError(str(exc.args[0]) if exc.args else str(exc)) from None
 
 
-def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_weights(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from our weights file: eval mode, coder tables ready."""
     import torch
     from safetensors.torch import load_file
@@ -248,7 +257,9 @@ def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu
     nn.Module.load_state_dict(model, tensors, strict=False)
     wanted = {k for k in model.state_dict() if _is_derived(k)}
     if tables and set(tables) != wanted:
-        raise ModelError(f"{path}: incomplete coder tables (missing {sorted(wanted - set(tables))[:3]})")
+        raise ModelError(
+            f"{path}: incomplete coder tables (missing {sorted(wanted - set(tables))[:3]})"
+        )
     if tables:  # as the encoder that wrote the weights built them
         nn.Module.load_state_dict(model, tables, strict=False)
     model.to(device).eval()
@@ -256,5 +267,7 @@ def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu
         model.update(force=True)  # type: ignore[operator]
     digest = weights_digest(model).hex()
     if config.get("digest") and config["digest"] != digest:
-        raise ModelError(f"{path} is corrupt: weights digest {digest} != recorded {config['digest']}")
+        raise ModelError(
+            f"{path} is corrupt: weights digest {digest} != recorded {config['digest']}"
+        )
     return model, config
