@@ -30,7 +30,6 @@ import io
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -575,6 +574,8 @@ def run_baselines(
     """
     from tqdm.auto import tqdm
 
+    from licodec.eval.sweep import run_sweep
+
     paths = [Path(p) for p in images]
     if not paths:
         raise InputError("no images to evaluate")
@@ -608,43 +609,28 @@ def run_baselines(
         total=len(tasks), unit="img", disable=(not progress) if progress is not None else None
     )
 
-    def finish(codec_name: str, path: Path, record: dict[str, Any]) -> None:
+    def finish(task: tuple[str, Path], record: dict[str, Any]) -> None:
+        codec_name, path = task
         out = outputs[codec_name]
         out.per_image[path.name] = record
         _write_output(out, paths, dataset)
         bar.set_postfix_str(f"{codec_name} {path.name}", refresh=False)
         bar.update(1)
 
-    try:
-        if not tasks:
-            pass
-        elif workers == 1 or len(tasks) == 1:
-            with _ThreadLimit():
-                for name, p in tasks:
-                    finish(name, p, _task(name, str(p), outputs[name].values))
-        else:
-            import multiprocessing as mp
+    def args(task: tuple[str, Path]) -> tuple[Any, ...]:
+        return task[0], str(task[1]), outputs[task[0]].values
 
-            ctx = mp.get_context("spawn")  # no fork of a parent that may hold torch threads
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-                pending: dict[Future[dict[str, Any]], tuple[str, Path]] = {}
-                queue = list(tasks)
-                try:
-                    while queue or pending:
-                        while queue and len(pending) < 2 * workers:
-                            name, p = queue.pop(0)
-                            pending[pool.submit(_task, name, str(p), outputs[name].values)] = (
-                                name,
-                                p,
-                            )
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in done:
-                            name, p = pending.pop(fut)
-                            finish(name, p, fut.result())
-                except BaseException:
-                    for fut in pending:
-                        fut.cancel()
-                    raise
+    try:
+        with _ThreadLimit():
+            run_sweep(
+                tasks,
+                finish,
+                serial=lambda t: _task(*args(t)),
+                remote=_task,
+                remote_args=args,
+                workers=workers,
+                initializer=_worker_init,
+            )
     finally:
         bar.close()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -601,6 +600,7 @@ def run_eval(
 
     from licodec.codec.tiling import DEFAULT_TILE_SIZE
     from licodec.eval.results import write_json_atomic
+    from licodec.eval.sweep import run_sweep
 
     paths = [Path(p) for p in images]
     if not paths:
@@ -647,7 +647,8 @@ def run_eval(
         disable=(not progress) if progress is not None else None,
     )
 
-    def finish(path: Path, keys: list[str], record: dict[str, Any]) -> None:
+    def finish(task: tuple[Path, list[str]], record: dict[str, Any]) -> None:
+        path, keys = task
         state = states.setdefault(path.name, {"size": record["size"], "points": {}})
         state["points"].update(_by_point(record, keys)["points"])
         write()
@@ -656,49 +657,34 @@ def run_eval(
         bar.set_postfix_str(path.name, refresh=False)
         bar.update(1)
 
+    evaluator: _Evaluator | None = None
+
+    def serial(task: tuple[Path, list[str]]) -> dict[str, Any]:
+        nonlocal evaluator
+        if evaluator is None:
+            evaluator = _Evaluator(pts, estimate, tile, device)
+        path, keys = task
+        return evaluator.image(path, [q for q in pts if q.key in keys])
+
+    tasks = [(p, [q.key for q in missing(p)]) for p in todo]
+    import torch
+
+    old_threads = torch.get_num_threads()
+    if threads and workers == 1:
+        torch.set_num_threads(threads)
     try:
-        if not todo:
-            pass
-        elif workers == 1:
-            import torch
-
-            old_threads = torch.get_num_threads()
-            if threads:
-                torch.set_num_threads(threads)
-            try:
-                evaluator = _Evaluator(pts, estimate, tile, device)
-                for p in todo:
-                    these = missing(p)
-                    finish(p, [q.key for q in these], evaluator.image(p, these))
-            finally:
-                torch.set_num_threads(old_threads)
-        else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")  # never fork a parent holding torch threads
-            with ProcessPoolExecutor(
-                workers,
-                mp_context=ctx,
-                initializer=_worker_init,
-                initargs=(pts, estimate, tile, threads or 1, device),
-            ) as pool:
-                pending: dict[Future[dict[str, Any]], tuple[Path, list[str]]] = {}
-                queue = list(todo)
-                try:
-                    while queue or pending:
-                        while queue and len(pending) < 2 * workers:
-                            p = queue.pop(0)
-                            keys = [q.key for q in missing(p)]
-                            pending[pool.submit(_worker_task, str(p), keys)] = (p, keys)
-                        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in finished:
-                            p, keys = pending.pop(fut)
-                            finish(p, keys, fut.result())
-                except BaseException:
-                    for fut in pending:
-                        fut.cancel()
-                    raise
+        run_sweep(
+            tasks,
+            finish,
+            serial=serial,
+            remote=_worker_task,
+            remote_args=lambda t: (str(t[0]), t[1]),
+            workers=workers,
+            initializer=_worker_init,
+            initargs=(pts, estimate, tile, threads or 1, device),
+        )
     finally:
+        torch.set_num_threads(old_threads)
         bar.close()
 
     data = write()
