@@ -522,7 +522,8 @@ def test_the_api_refuses_a_tile_size_below_the_pad_multiple(tmp_path: Path) -> N
 def test_bounded_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from licodec.codec.files import expand_inputs, read_bytes
+    from licodec.cli.support import expand_inputs
+    from licodec.codec.files import read_bytes
     from licodec.errors import InputError
 
     p = tmp_path / "x.bin"

@@ -153,20 +153,15 @@ def run(args: argparse.Namespace) -> int:
     from licodec.cli.support import (
         LazyBar,
         apply_threads,
+        expand_inputs,
         for_each_file,
         human_bytes,
         named,
         note,
+        plan_outputs,
     )
     from licodec.codec.api import Codec  # no torch: that comes with the model
-    from licodec.codec.files import (
-        STDIO,
-        check_output,
-        expand_inputs,
-        plan_outputs,
-        read_bytes,
-        write_atomic,
-    )
+    from licodec.codec.files import STDIO, check_output, read_bytes, write_atomic
     from licodec.codec.image_io import image_extensions
     from licodec.codec.tiling import DEFAULT_TILE_SIZE, check_tile_size
     from licodec.errors import LicodecError

@@ -49,20 +49,15 @@ def run(args: argparse.Namespace) -> int:
         LazyBar,
         apply_threads,
         check_device,
+        expand_inputs,
         for_each_file,
         named,
         note,
+        plan_outputs,
     )
     from licodec.codec.api import Codec  # no torch: that comes with the model
     from licodec.codec.container import MAX_PIXELS
-    from licodec.codec.files import (
-        STDIO,
-        check_output,
-        expand_inputs,
-        plan_outputs,
-        read_bytes,
-        write_atomic,
-    )
+    from licodec.codec.files import STDIO, check_output, read_bytes, write_atomic
     from licodec.codec.image_io import encode_image, output_format
     from licodec.errors import LicodecError
 

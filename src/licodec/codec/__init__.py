@@ -4,5 +4,5 @@
 - :mod:`~licodec.codec.image_io`: reading images of any mode, alpha planes;
 - :mod:`~licodec.codec.tiling`: the tile grid for large images;
 - :mod:`~licodec.codec.api`: ``compress``, ``decompress``, ``Codec``;
-- :mod:`~licodec.codec.files`: atomic outputs and input expansion for the CLI.
+- :mod:`~licodec.codec.files`: the one atomic writer and bounded reads of inputs.
 """

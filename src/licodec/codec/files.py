@@ -14,8 +14,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -27,8 +26,6 @@ __all__ = [
     "atomic_output",
     "check_input",
     "check_output",
-    "expand_inputs",
-    "plan_outputs",
     "read_bytes",
     "write_atomic",
 ]
@@ -240,70 +237,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def expand_inputs(items: Iterable[str], extensions: AbstractSet[str]) -> list[str]:
-    """Inputs as given, with each directory replaced by its files of ``extensions`` (sorted).
-
-    A missing input raises :class:`InputError`; a directory without matching
-    files too (a silent no-op would hide a typo).
-    """
-    out: list[str] = []
-    for item in items:
-        if item == STDIO:
-            out.append(item)
-            continue
-        p = Path(item)
-        if p.is_dir():
-            files = sorted(
-                str(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in extensions
-            )
-            if not files:
-                raise InputError(f"{item}: directory has no {'/'.join(sorted(extensions))} files")
-            out.extend(files)
-        else:
-            check_input(item)  # missing, a FIFO or a device: refused before any work
-            out.append(item)
-    return out
-
-
-def plan_outputs(inputs: list[str], output: str | None, suffix: str, many: bool) -> list[str]:
-    """Output path for each input.
-
-    One input: ``output`` is the file, or an existing directory to write into
-    (default: the input with ``suffix``; for stdin, stdout). Several inputs
-    (``many``): ``output`` is a directory (created if missing; default: beside
-    each input).
-    """
-    if not many:
-        inp = inputs[0]
-        if output is not None and output != STDIO and Path(output).is_dir():
-            stem = "stdin" if inp == STDIO else Path(inp).stem
-            return [str(Path(output) / (stem + suffix))]
-        if output is not None:
-            return [output]
-        if inp == STDIO:
-            return [STDIO]
-        return [str(Path(inp).with_suffix(suffix))]
-    if output == STDIO:
-        raise OutputError("several inputs cannot all be written to stdout")
-    if STDIO in inputs:
-        raise InputError("stdin ('-') can only be used as the only input")
-    if output is not None:
-        d = Path(output)
-        if d.exists() and not d.is_dir():
-            raise OutputError(f"{output}: with several inputs, -o must be a directory")
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create directory {output}: {exc.strerror or exc}") from None
-        outs = [str(d / (Path(i).stem + suffix)) for i in inputs]
-    else:
-        outs = [str(Path(i).with_suffix(suffix)) for i in inputs]
-    seen: dict[str, str] = {}
-    for i, o in zip(inputs, outs):
-        key = os.path.normcase(os.path.abspath(o))
-        if key in seen:
-            raise OutputError(f"{seen[key]} and {i} would both be written to {o}")
-        seen[key] = i
-    return outs
