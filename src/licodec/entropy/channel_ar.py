@@ -19,12 +19,13 @@ builds, and one scale index that lands on the other side of a table boundary
 desynchronises the entropy decoder for the rest of the stream; in float64 those
 differences are about 10^9 times smaller, so a file coded on one machine
 decodes on another. Both sides must use the same mode (the container records
-it). The analysis and synthesis transforms stay float32 in both modes.
+it). The analysis and synthesis transforms stay float32 in both modes. The copy
+is kept by :mod:`licodec.entropy.portable`.
 
 With ``num_rates > 0`` the codec is variable-rate: per-rate channel gains
 scale ``y`` before quantization and undo it before synthesis (and likewise
 for ``z``), so one set of weights serves every rate; ``rate`` then selects
-the operating point in :meth:`~ChannelARModel.forward`,
+the operating point (:mod:`licodec.entropy.gains`) in :meth:`~ChannelARModel.forward`,
 :meth:`~ChannelARModel.compress` and :meth:`~ChannelARModel.decompress`.
 
 References:
@@ -36,12 +37,9 @@ References:
 
 from __future__ import annotations
 
-import copy
-import math
 import zlib
 from collections.abc import Callable, Sequence
-from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +48,9 @@ from torch import Tensor, nn
 
 from licodec.entropy.coder import CODER_RANGE, CoderTables, RangeEncoder, make_decoder
 from licodec.entropy.contract import Coded
+from licodec.entropy.gains import Gains, gains_of, retarget, spread, times
 from licodec.entropy.models import EntropyBottleneck, GaussianConditional, ste_round
+from licodec.entropy.portable import Nets, clear_cache, entropy_nets
 from licodec.layers.deterministic import ThreadInvariant
 
 __all__ = ["ChannelARModel", "checkerboard", "get_scale_table", "slice_transform"]
@@ -95,40 +95,6 @@ def slice_transform(
 SliceStep = Callable[[int, Tensor, Tensor, "Tensor | None", "Tensor | None"], Tensor]
 
 
-class _Gains(NamedTuple):
-    """Per-image (B, C, 1, 1) log-gains of a variable-rate model; all None at fixed rate."""
-
-    y: Tensor | None = None
-    inv_y: Tensor | None = None
-    z: Tensor | None = None
-    inv_z: Tensor | None = None
-
-
-def _times(t: Tensor, log_gain: Tensor | None) -> Tensor:
-    """``t * exp(log_gain)``, the exp taken in ``t``'s precision (at least float32).
-
-    The portable path (float64 ``t``) thus takes it in float64 (float32 ``exp``
-    differs between CPU kernels), and an interpolated float64 log-gain does not
-    turn a float32 path into float64.
-    """
-    if log_gain is None:
-        return t
-    return t * torch.exp(log_gain.to(torch.promote_types(t.dtype, torch.float32)))
-
-
-def _interpolate(p: Tensor, position: float) -> Tensor:
-    """Row ``position`` of ``p``, linear between the two neighbouring rows, in float64.
-
-    At an integer position it is that row exactly (as a trained rate is).
-    """
-    seg = min(math.floor(position), p.shape[0] - 1)
-    frac = position - seg
-    if frac == 0:
-        return p[seg].double()
-    a, b = p[seg].double(), p[seg + 1].double()
-    return a + frac * (b - a)
-
-
 def _merge(new: Tensor, mask: Tensor | None, partial: Tensor | None) -> Tensor:
     """``new`` where ``mask`` (everywhere when None), elsewhere ``partial`` (or zeros)."""
     if mask is None:
@@ -138,13 +104,6 @@ def _merge(new: Tensor, mask: Tensor | None, partial: Tensor | None) -> Tensor:
 
 def _crc(t: Tensor, crc: int) -> int:
     return zlib.crc32(t.detach().to("cpu", torch.int32).contiguous().numpy().tobytes(), crc)
-
-
-class _Nets(SimpleNamespace):
-    """The modules a model declares (:attr:`ChannelARModel.entropy_modules`) as picking the
-    coder's tables, by name, and ``dtype``: the one they run in (None: the model's own)."""
-
-    dtype: torch.dtype | None
 
 
 def checkerboard(h: int, w: int, device: torch.device | None = None) -> Tensor:
@@ -283,133 +242,53 @@ class ChannelARModel(nn.Module):
 
     # -- variable rate ----------------------------------------------------------
 
-    @torch.no_grad()
+    def _gain_tables(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z
+
     def init_rate_gains(self, lambdas: Sequence[float], reference: float) -> None:
-        """Spread the ``y`` gains as ``sqrt(λ_r / reference)`` (identity at ``reference``).
+        """Spread the ``y`` gains as ``sqrt(λ_r / reference)`` (:func:`~licodec.entropy.gains.spread`)."""
+        spread(self.gain_y, self.inv_gain_y, lambdas, reference)
 
-        At high rate the quantizer step that balances rate against MSE scales as
-        ``1 / sqrt(λ)``; starting there saves the thousands of steps the gains
-        would need to get there by gradient descent.
-        """
-        if len(lambdas) != self.num_rates:
-            raise ValueError(f"need {self.num_rates} lambdas, got {len(lambdas)}")
-        g = 0.5 * torch.log(torch.tensor(list(lambdas)) / float(reference))
-        self.gain_y.copy_(g[:, None].expand_as(self.gain_y))
-        self.inv_gain_y.copy_(-g[:, None].expand_as(self.inv_gain_y))
-
-    @torch.no_grad()
     def retarget_rates(self, old: Sequence[float], new: Sequence[float]) -> None:
-        """Move the rates from λs ``old`` to λs ``new`` (fine-tuning to another table).
+        """Move the rates from λs ``old`` to λs ``new`` (:func:`~licodec.entropy.gains.retarget`)."""
+        retarget(self._gain_tables(), old, new)
 
-        Every log-gain is interpolated piecewise linearly in log λ between the
-        trained rates, and extrapolated along the end segments: the continuous
-        rate adaptation of gain units (Cui et al.) applied to the starting point.
-        """
-        if len(old) != self.num_rates or len(new) != self.num_rates:
-            raise ValueError(f"need {self.num_rates} lambdas, got {len(old)} and {len(new)}")
-        lo = torch.log(torch.tensor(list(old), dtype=torch.float64))
-        if self.num_rates < 2 or not bool((lo[1:] > lo[:-1]).all()):
-            raise ValueError("old lambdas must be at least two and increasing")
-        ln = torch.log(torch.tensor(list(new), dtype=torch.float64))
-        seg = torch.clamp(torch.searchsorted(lo, ln) - 1, 0, self.num_rates - 2)
-        t = ((ln - lo[seg]) / (lo[seg + 1] - lo[seg]))[:, None]
-        for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z):
-            g = p.detach().double()
-            p.copy_((g[seg] + t * (g[seg + 1] - g[seg])).to(p.dtype))
-
-    def _gains(self, rate: float | Tensor | None, batch: int) -> _Gains:
-        """The gains of ``rate`` (checked) for a batch of ``batch`` images.
-
-        A non-integer float ``rate`` lies between two trained rates: its
-        log-gains are interpolated linearly (in float64; the continuous rate
-        adaptation of Cui et al.).
-        """
-        if not self.num_rates:
-            if rate is not None:
-                raise ValueError("this model is fixed-rate: do not pass rate")
-            return _Gains()
-        if rate is None:
-            raise ValueError(f"variable-rate model: pass rate in 0..{self.num_rates - 1}")
-        if isinstance(rate, float) and not rate.is_integer():
-            if not (math.isfinite(rate) and 0 <= rate <= self.num_rates - 1):
-                raise ValueError(f"rate must be in 0..{self.num_rates - 1}, got {rate}")
-            return _Gains(
-                *(
-                    _interpolate(p.detach(), rate)[None, :, None, None].expand(batch, -1, 1, 1)
-                    for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
-                )
-            )
-        if isinstance(rate, Tensor):
-            # Checked where it lives (the trainer passes a CPU tensor: no device sync).
-            idx = rate.to(dtype=torch.long).reshape(-1)
-            if idx.numel() == 1:
-                idx = idx.expand(batch)
-            lo, hi = (int(idx.min()), int(idx.max())) if idx.numel() else (0, 0)
-            idx = idx.to(self.gain_y.device)
-        else:
-            idx = torch.full((batch,), int(rate), dtype=torch.long, device=self.gain_y.device)
-            lo = hi = int(rate)
-        if idx.numel() != batch or lo < 0 or hi >= self.num_rates:
-            raise ValueError(f"rate must be in 0..{self.num_rates - 1} (one per image), got {rate}")
-        return _Gains(
-            *(
-                p[idx][:, :, None, None]
-                for p in (self.gain_y, self.inv_gain_y, self.gain_z, self.inv_gain_z)
-            )
-        )
+    def _gains(self, rate: float | Tensor | None, batch: int) -> Gains:
+        """The gains of ``rate`` for a batch of ``batch`` images (:func:`~licodec.entropy.gains.gains_of`)."""
+        tables = self._gain_tables() if self.num_rates else ()
+        return gains_of(tables, self.num_rates, rate, batch)
 
     # The three places the gains act; forward, compress and decompress share them.
-    def _latents(self, xp: Tensor, g: _Gains) -> tuple[Tensor, Tensor]:
-        y = _times(self.analysis(xp), g.y)
-        return y, _times(self.h_a(y), g.z)
+    def _latents(self, xp: Tensor, g: Gains) -> tuple[Tensor, Tensor]:
+        y = times(self.analysis(xp), g.y)
+        return y, times(self.h_a(y), g.z)
 
-    def _hyper_params(self, z_hat: Tensor, g: _Gains, nets: _Nets) -> tuple[Tensor, ...]:
+    def _hyper_params(self, z_hat: Tensor, g: Gains, nets: Nets) -> tuple[Tensor, ...]:
         if nets.dtype is not None:  # every step in float64, the gain's exp included
             z_hat = z_hat.to(nets.dtype)
-        return self._hyper_synthesis(_times(z_hat, g.inv_z), nets)
+        return self._hyper_synthesis(times(z_hat, g.inv_z), nets)
 
-    def _hyper_synthesis(self, z_hat: Tensor, nets: _Nets) -> tuple[Tensor, ...]:
+    def _hyper_synthesis(self, z_hat: Tensor, nets: Nets) -> tuple[Tensor, ...]:
         """What the hyper-synthesis makes of ``z_hat`` (the slice loop's ``hyper``): here
         the means and the scales of ``y``, from two networks."""
         return nets.h_mean_s(z_hat), nets.h_scale_s(z_hat)
 
-    def _reconstruct(self, y_hat: Tensor, g: _Gains, nets: _Nets) -> Tensor:
+    def _reconstruct(self, y_hat: Tensor, g: Gains, nets: Nets) -> Tensor:
         if nets.dtype is not None:  # back to the synthesis transform's own precision
             y_hat = y_hat.to(self.entropy_bottleneck.quantiles.dtype)
         if torch.is_grad_enabled() or y_hat.device.type != "cpu":
-            return self.synthesis(_times(y_hat, g.inv_y))
+            return self.synthesis(times(y_hat, g.inv_y))
         # Coding: the decoded pixels (and the encoder's reconstruction) must not depend on
         # the thread count (layers/deterministic.py says which kernels would make them).
         with ThreadInvariant():
-            return self.synthesis(_times(y_hat, g.inv_y))
+            return self.synthesis(times(y_hat, g.inv_y))
 
     # -- precision of the entropy parameters ------------------------------------
 
-    def _nets(self, portable: bool) -> _Nets:
-        """The entropy-parameter modules: ours, or (portable) a float64 copy of them.
-
-        The copy is rebuilt whenever a parameter changed (in-place updates bump
-        a tensor's version), so it never lags behind training or loading.
-        """
-        mods = [getattr(self, n, None) for n in self.entropy_modules]
-        if not portable:
-            return _Nets(**dict(zip(self.entropy_modules, mods)), dtype=None)
-        if self.training:
-            raise ValueError("portable=True is for inference (call eval() first)")
-        tensors = [t for m in mods if m is not None for t in (*m.parameters(), *m.buffers())]
-        key = tuple((t.data_ptr(), t._version) for t in tensors)
-        cached = self.__dict__.get("_portable_nets")
-        if cached is None or cached[0] != key:
-            # Ordinary tensors even when called under inference_mode, and no autograd:
-            # the copy is a function of the real parameters, never trained itself.
-            with torch.inference_mode(False), torch.no_grad():
-                copies = [
-                    None if m is None else copy.deepcopy(m).double().eval().requires_grad_(False)
-                    for m in mods
-                ]
-            cached = (key, _Nets(**dict(zip(self.entropy_modules, copies)), dtype=torch.float64))
-            self.__dict__["_portable_nets"] = cached  # not a submodule: never saved
-        return cached[1]
+    def _nets(self, portable: bool) -> Nets:
+        """The declared entropy-parameter modules: ours, or (portable) their float64 copy
+        (:func:`~licodec.entropy.portable.entropy_nets`)."""
+        return entropy_nets(self, self.entropy_modules, portable)
 
     def clear_portable_cache(self) -> None:
         """Drop the float64 copy of :meth:`_nets`.
@@ -418,7 +297,7 @@ class ChannelARModel(nn.Module):
         ``load_state_dict()`` call this; call it yourself after changing weights
         through ``.data`` (which in-place version counters do not see).
         """
-        self.__dict__.pop("_portable_nets", None)
+        clear_cache(self)
 
     def train(self, mode: bool = True) -> ChannelARModel:
         self.clear_portable_cache()
@@ -430,7 +309,7 @@ class ChannelARModel(nn.Module):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
-        state.pop("_portable_nets", None)  # deepcopy / pickle: rebuilt on demand
+        clear_cache(state)  # deepcopy / pickle: rebuilt on demand
         return state
 
     # -- transforms supplied by the model -----------------------------------
@@ -471,7 +350,7 @@ class ChannelARModel(nn.Module):
         hyper: tuple[Tensor, ...],
         y_size: Sequence[int],
         step: SliceStep,
-        nets: _Nets,
+        nets: Nets,
     ) -> Tensor:
         """Run every group: predict (mu, sigma), quantize via ``step``, finish it.
 
@@ -500,7 +379,7 @@ class ChannelARModel(nn.Module):
 
     # The hooks of the slice loop: Minnen & Singh's channel-conditional context with LRP.
     def _group_context(
-        self, k: int, hyper: tuple[Tensor, ...], decoded: list[Tensor], nets: _Nets
+        self, k: int, hyper: tuple[Tensor, ...], decoded: list[Tensor], nets: Nets
     ) -> Any:
         """What group ``k``'s parameters depend on besides its own pixels: here the
         hyper means and scales with the first ``max_support`` decoded slices."""
@@ -513,12 +392,12 @@ class ChannelARModel(nn.Module):
         return mean_in, scale_in
 
     def _group_params(
-        self, k: int, ctx: Any, partial: Tensor | None, nets: _Nets
+        self, k: int, ctx: Any, partial: Tensor | None, nets: Nets
     ) -> tuple[Tensor, Tensor]:
         """(mu, sigma) of group ``k``; ``partial``: its pixels decoded in earlier passes."""
         return nets.cc_mean_transforms[k](ctx[0]), nets.cc_scale_transforms[k](ctx[1])
 
-    def _group_output(self, k: int, ctx: Any, y_tilde: Tensor, nets: _Nets) -> Tensor:
+    def _group_output(self, k: int, ctx: Any, y_tilde: Tensor, nets: Nets) -> Tensor:
         """The decoded group as the rest of the model sees it: here with LRP added."""
         lrp = nets.lrp_transforms[k](torch.cat([ctx[0], y_tilde], dim=1))
         return y_tilde + 0.5 * torch.tanh(lrp)
