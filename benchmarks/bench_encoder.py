@@ -60,11 +60,11 @@ def _summary(rows: list[dict], efforts: list[int], qualities: list[float]) -> li
     out = []
     for e in efforts:
         bpp, psnr, secs = curve(e)
-        bd = (
-            0.0
-            if e == efforts[0]
-            else bjontegaard(base_bpp, base_psnr, bpp, psnr, method="pchip", warn=False).bd_rate
-        )
+        bd: float | None = 0.0
+        if len(qualities) < 2:  # a timing run at one quality: no curve
+            bd = None
+        elif e != efforts[0]:
+            bd = bjontegaard(base_bpp, base_psnr, bpp, psnr, method="pchip", warn=False).bd_rate
         out.append(
             {
                 "effort": e,
@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = _summary(rows, efforts, qualities)
     print(f"\n{'effort':>6} {'images':>6} {'BD-rate vs 0':>13} {'median s/image':>15}  bpp @ Q")
     for s in summary:
+        bd = "n/a" if s["bd_rate_vs_effort0"] is None else f"{s['bd_rate_vs_effort0']:.2f}%"
         print(
-            f"{s['effort']:>6} {s['images']:>6} {s['bd_rate_vs_effort0']:>12.2f}% "
+            f"{s['effort']:>6} {s['images']:>6} {bd:>13} "
             f"{s['median_seconds']:>15.1f}  " + " ".join(f"{b:.3f}" for b in s["bpp"])
         )
     print(f"wrote {out}")
