@@ -195,8 +195,11 @@ def against(
                             capture_output=True,
                             text=True,
                             env=env,
-                            check=True,
+                            check=False,
                         )
+                        if proc.returncode != 0:
+                            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                            raise SystemExit(f"{name} failed in the {tree} tree: {last}")
                         times[tree].append(json.loads(proc.stdout.strip().splitlines()[-1]))
                 med = {
                     t: {
