@@ -358,7 +358,7 @@ def _check_before_loading(c: Container, budget: int) -> None:
             pad,
             4 * y_stride,
             budget,
-            spec.memory_per_pixel or UNKNOWN_MEMORY_PER_PIXEL,
+            _memory_per_pixel(c.model_id),
         )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "latent_shape_bound",
     "parse",
     "serialise",
+    "stream_names",
     "tile_rects",
 ]
 
@@ -118,6 +119,11 @@ class AlphaMethod(IntEnum):
     CONSTANT = 0  # one byte: every pixel has this alpha
     ZLIB = 1  # zlib stream of the raw plane (row-major, 1 byte per pixel)
     PNG = 2  # a grayscale PNG of the plane
+
+
+def stream_names(n: int) -> tuple[str, ...]:
+    """What messages call a tile's ``n`` streams, in file order (z and y, or numbers)."""
+    return ("z", "y") if n == 2 else tuple(f"#{j}" for j in range(n))
 
 
 @dataclass(frozen=True, init=False)
@@ -576,7 +582,7 @@ def parse(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) ->
     rects = tile_rects(width, height, tile_size)
     n_streams = meta.pop("_streams", 2)
     assert isinstance(n_streams, int)
-    names = ("z", "y") if n_streams == 2 else tuple(f"#{j}" for j in range(n_streams))
+    names = stream_names(n_streams)
     entries: list[tuple[int, int, list[int]]] = []
     for i, (_, _, tw_i, th_i) in enumerate(rects):
         bh, bw = latent_shape_bound(th_i, tw_i)

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from licodec.codec.container import MAX_TILE_SIDE, Container, tile_rects
+from licodec.codec.container import MAX_TILE_SIDE, Container, stream_names, tile_rects
 from licodec.errors import FormatError
 
 __all__ = [
@@ -200,9 +200,9 @@ class ModelGeometry:
 
 
 def _streams_of(c: Container) -> list[tuple[str, bytes]]:
-    names = ("z", "y") if c.streams_per_tile == 2 else None
+    names = stream_names(c.streams_per_tile)
     return [
-        (f"tile {i} {names[j] if names else f'#{j}'} stream", s)
+        (f"tile {i} {names[j]} stream", s)
         for i, t in enumerate(c.tiles)
         for j, s in enumerate(t.streams)
     ]

@@ -146,26 +146,10 @@ def codec_model(module: object) -> CodecModel:
 
     if isinstance(module, CodecModel):
         return module
-    missing = [
-        n
-        for n in (
-            "arch",
-            "config",
-            "pad_multiple",
-            "num_rates",
-            "y_stride",
-            "M",
-            "step_divisor",
-            "entropy_bottleneck",
-            "gaussian_conditional",
-            "pads_for",
-            "compress",
-            "decompress",
-            "update",
-            "latents",
-        )
-        if not hasattr(module, n)
-    ]
+    # the protocol's own members: its annotated attributes and its public methods
+    methods = (n for n, v in vars(CodecModel).items() if callable(v) and not n.startswith("_"))
+    members = [*CodecModel.__annotations__, *methods]
+    missing = [n for n in members if not hasattr(module, n)]
     raise ModelError(
         f"{type(module).__name__} does not follow licodec's model contract (no "
         f"{', '.join(missing)}): build it with licodec.create_model"

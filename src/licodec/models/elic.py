@@ -172,7 +172,6 @@ class ELIC(ChannelARModel):
         )  # fmt: skip
         self.init_latent_codec(M, N, groups, num_rates)
         g = self.groups
-        self.num_slices = len(g)
         self.channel_context = nn.ModuleDict(
             {
                 f"y{k}": slice_transform(sum(g[:k]), context_hidden, g[k] * 2, 5, nn.ReLU)
